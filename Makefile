@@ -1,0 +1,45 @@
+# Strata — see README.md. `make demo` runs the system; `make test` runs every test.
+
+GO        ?= go
+TESTFLAGS ?=
+# STRATA_TEST_BACKEND=containers runs the suites against containers, which
+# needs the harness built with the containers tag.
+ifeq ($(STRATA_TEST_BACKEND),containers)
+TAGS := -tags containers
+endif
+
+.PHONY: all build test check fmt-check vet lint bench demo deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/writer ./cmd/writer
+	$(GO) build -o bin/projector ./cmd/projector
+
+# Installs what the tests need that a fresh Debian machine lacks.
+deps:
+	scripts/ensure-deps
+
+test: deps check
+	$(GO) test -race -count=1 -timeout 20m $(TAGS) $(TESTFLAGS) ./...
+
+check: fmt-check vet lint
+
+fmt-check:
+	@out=$$(gofmt -l cmd internal tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags containers ./internal/harness/
+
+lint:
+	$(GO) tool staticcheck ./...
+
+bench: deps
+	$(GO) run ./cmd/bench $(BENCHFLAGS)
+
+demo: deps
+	$(GO) run ./cmd/demo
+
+clean:
+	rm -rf bin .data

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// op is one unit of work of one worker; it returns how many items it did
+// (events appended, reads made).
+type op func(ctx context.Context, worker int) (int, error)
+
+// throughput runs op on workers goroutines for d and returns items per
+// second and the per-op latencies.
+func throughput(ctx context.Context, workers int, d time.Duration, f op) (float64, []time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var items atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				n, err := f(ctx, w)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+				items.Add(int64(n))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(items.Load()) / time.Since(start).Seconds(), lat, firstErr
+}
+
+// pair is a comparison measured in alternating rounds: ours, baseline,
+// ours, baseline ... The ratio is the median of the per-round ratios, so a
+// machine that speeds up or slows down during the run affects both sides.
+type pair struct {
+	ours, base []float64
+	oursLat    []time.Duration
+}
+
+func (p *pair) ratio() float64 {
+	r := make([]float64, len(p.ours))
+	for i := range p.ours {
+		r[i] = p.ours[i] / p.base[i]
+	}
+	return median(r)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// compare measures ours and base in rounds of d each.
+func compare(ctx context.Context, rounds, workers int, d time.Duration, ours, base op) (*pair, error) {
+	p := &pair{}
+	for r := 0; r < rounds; r++ {
+		o, lat, err := throughput(ctx, workers, d, ours)
+		if err != nil {
+			return nil, fmt.Errorf("ours: %w", err)
+		}
+		b, _, err := throughput(ctx, workers, d, base)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		p.ours, p.base = append(p.ours, o), append(p.base, b)
+		p.oursLat = append(p.oursLat, lat...)
+	}
+	return p, nil
+}
+
+// row is one line of the result table.
+type row struct {
+	name, ours, base, ratio, target, verdict string
+}
+
+type table struct {
+	rows []row
+}
+
+func (t *table) add(r row) { t.rows = append(t.rows, r) }
+
+func (t *table) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tstrata\tbaseline\tratio\ttarget\t")
+	fmt.Fprintln(tw, "--------\t------\t--------\t-----\t------\t")
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s\t\n", r.name, r.ours, r.base, r.ratio, r.target, r.verdict)
+	}
+	tw.Flush()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func perSecond(x float64) string { return fmt.Sprintf("%s/s", thousands(x)) }
+
+func thousands(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

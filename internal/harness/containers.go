@@ -1,0 +1,38 @@
+//go:build containers
+
+package harness
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// PostgresImage is the image the container backend runs.
+const PostgresImage = "postgres:15-alpine"
+
+func startPostgresContainer(ctx context.Context) (string, func(), error) {
+	if err := DockerEngine(ctx); err != nil {
+		return "", nil, fmt.Errorf("STRATA_TEST_BACKEND=containers: %w", err)
+	}
+	c, err := tcpostgres.Run(ctx, PostgresImage,
+		tcpostgres.WithDatabase("strata"),
+		tcpostgres.WithUsername("strata"),
+		tcpostgres.WithPassword("strata"),
+		testcontainers.WithWaitStrategy(wait.ForLog("database system is ready to accept connections").
+			WithOccurrence(2).WithStartupTimeout(2*time.Minute)),
+	)
+	if err != nil {
+		return "", nil, fmt.Errorf("start the PostgreSQL container: %w", err)
+	}
+	url, err := c.ConnectionString(ctx, "sslmode=disable")
+	if err != nil {
+		testcontainers.TerminateContainer(c)
+		return "", nil, err
+	}
+	return url, func() { testcontainers.TerminateContainer(c) }, nil
+}

@@ -1,0 +1,254 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// An append is one statement: one round trip and one commit, whatever the
+// number of events. The CTE b yields the stream's version before the
+// append, or no row when the expectation fails; the events get versions
+// b.v+1, b.v+2, ... The unique index on (stream_id, version) makes two
+// appends at the same version impossible: the later one fails with a
+// unique violation, which the expectation turns into a wrong version (or,
+// for "any", into another try).
+//
+// $1 stream id, $2 category, $3..$7 the events (scalars for one event,
+// arrays for more), $8 the exact expected version.
+var appendBase = map[eventstore.ExpectedVersion]string{
+	eventstore.NoStream:     `SELECT 0::bigint AS v`,
+	eventstore.Any:          `SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = $1`,
+	eventstore.StreamExists: `SELECT max(version) AS v FROM events WHERE stream_id = $1 HAVING max(version) > 0`,
+	exact:                   `SELECT $8::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $8)`,
+}
+
+// exact stands for every expected version N >= 1 in appendBase.
+const exact eventstore.ExpectedVersion = 1
+
+const (
+	oneEvent   = `SELECT $3::uuid AS id, $4::text AS type, $5::bigint AS fp, $6::bytea AS data, $7::jsonb AS meta, 1::bigint AS ord`
+	manyEvents = `SELECT * FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bytea[], $7::jsonb[]) WITH ORDINALITY AS u(id, type, fp, data, meta, ord)`
+)
+
+// appendSQL holds the statement for each expectation, one event or many.
+var appendSQL = func() map[[2]int]string {
+	m := map[[2]int]string{}
+	for expected, base := range appendBase {
+		for many, source := range []string{oneEvent, manyEvents} {
+			m[[2]int{int(expected), many}] = `WITH b AS (` + base + `)
+INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data, metadata)
+SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.meta
+FROM b, (` + source + `) e
+ORDER BY e.ord
+RETURNING position, version`
+		}
+	}
+	return m
+}()
+
+// maxAnyTries bounds the tries of an "any" append that keeps losing races
+// for the next version to other appends of the same stream.
+const maxAnyTries = 1000
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	events = eventstore.AssignIDs(events)
+	for try := 1; ; try++ {
+		res, err := appendIn(ctx, s.pool, stream, expected, events)
+		if err == nil {
+			return res, nil
+		}
+		if !isConflict(err) {
+			return eventstore.AppendResult{}, translate(err)
+		}
+		// A retry of an append that succeeded conflicts one way or the
+		// other: look for the events before reporting the conflict.
+		replay, found, lookErr := s.findStored(ctx, stream, events)
+		switch {
+		case lookErr != nil:
+			return eventstore.AppendResult{}, translate(lookErr)
+		case found:
+			return replay, nil
+		case isUniqueViolation(err, "events_stream_version") && (expected == eventstore.Any || expected == eventstore.StreamExists) && try < maxAnyTries:
+			continue // another append took the version just now
+		}
+		return eventstore.AppendResult{}, s.conflictError(ctx, stream, expected, err)
+	}
+}
+
+func isConflict(err error) bool {
+	var wrong *eventstore.WrongExpectedVersionError
+	return errors.As(err, &wrong) || isUniqueViolation(err, "events_stream_version") || isUniqueViolation(err, "events_event_id")
+}
+
+// conflictError reports a conflict that is not a replay.
+func (s *Store) conflictError(ctx context.Context, stream eventstore.StreamID, expected eventstore.ExpectedVersion, err error) error {
+	var wrong *eventstore.WrongExpectedVersionError
+	switch {
+	case errors.As(err, &wrong):
+		return wrong
+	case isUniqueViolation(err, "events_stream_version"):
+		actual, err := streamVersion(ctx, s.pool, stream)
+		if err != nil {
+			return translate(err)
+		}
+		return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
+	}
+	// An id conflict that findStored did not explain: the other event
+	// is gone, which cannot happen without deletes.
+	return fmt.Errorf("append: event id conflict without a stored event: %w", err)
+}
+
+// appendIn stores events with one statement on q, a pool or a transaction.
+// It returns *WrongExpectedVersionError when the expectation fails before
+// the insert, and the driver's error otherwise (a unique violation when
+// another append took a version or an id first).
+func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	n := len(events)
+	kind := expected
+	if kind > 0 {
+		kind = exact
+	}
+	args := make([]any, 0, 8)
+	args = append(args, stream.String(), stream.Category())
+	if n == 1 {
+		e := events[0]
+		meta, err := metadataJSON(e.Metadata)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		args = append(args, [16]byte(e.ID), e.Type, int64(e.Schema), e.Data, meta)
+	} else {
+		ids := make([][16]byte, n)
+		types := make([]string, n)
+		fps := make([]int64, n)
+		data := make([][]byte, n)
+		metas := make([]json.RawMessage, n)
+		for i, e := range events {
+			ids[i], types[i], fps[i], data[i] = e.ID, e.Type, int64(e.Schema), e.Data
+			m, err := metadataJSON(e.Metadata)
+			if err != nil {
+				return eventstore.AppendResult{}, err
+			}
+			metas[i] = m
+		}
+		args = append(args, ids, types, fps, data, metas)
+	}
+	if kind == exact {
+		args = append(args, int64(expected))
+	}
+	sql := appendSQL[[2]int{int(kind), min(n-1, 1)}]
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	res := eventstore.AppendResult{Stream: stream, Events: make([]eventstore.AppendedEvent, 0, n)}
+	var position, version int64
+	_, err = pgx.ForEachRow(rows, []any{&position, &version}, func() error {
+		res.Events = append(res.Events, eventstore.AppendedEvent{Version: version, GlobalPosition: position})
+		return nil
+	})
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(res.Events) == 0 {
+		actual, err := streamVersion(ctx, q, stream)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
+	}
+	if len(res.Events) != n {
+		return eventstore.AppendResult{}, fmt.Errorf("append: the database stored %d events of %d", len(res.Events), n)
+	}
+	// RETURNING gives rows in insertion order, which is version order.
+	for i := range res.Events {
+		res.Events[i].ID = events[i].ID
+	}
+	res.FirstVersion, res.LastVersion = res.Events[0].Version, res.Events[n-1].Version
+	return res, nil
+}
+
+// metadataJSON returns the metadata as JSON, or nil (NULL) when empty.
+func metadataJSON(m eventstore.Metadata) (json.RawMessage, error) {
+	if m.IsZero() {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+func streamVersion(ctx context.Context, q querier, stream eventstore.StreamID) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1", stream.String()).Scan(&v)
+	return v, err
+}
+
+// storedEvent is what findStored compares an event with.
+type storedEvent struct {
+	streamID     string
+	version, pos int64
+	typ          string
+	fp           int64
+	data         []byte
+}
+
+// findStored looks for events already stored under the ids of events. It
+// reports found when all of them are stored in stream, in this order at
+// consecutive versions, with the same type, schema and data: the append was
+// done before, and its result is returned. When only some are, or any
+// differs, it returns a *DuplicateEventIDError. When none is, found is false.
+func (s *Store) findStored(ctx context.Context, stream eventstore.StreamID, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+	ids := make([][16]byte, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT event_id, stream_id, version, position, type, schema_fp, data
+		FROM events WHERE event_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	found := make(map[eventstore.UUID]storedEvent, len(events))
+	var id [16]byte
+	var st storedEvent
+	_, err = pgx.ForEachRow(rows, []any{&id, &st.streamID, &st.version, &st.pos, &st.typ, &st.fp, &st.data}, func() error {
+		found[id] = st
+		return nil
+	})
+	if err != nil || len(found) == 0 {
+		return eventstore.AppendResult{}, false, err
+	}
+	res := eventstore.AppendResult{Stream: stream, Replayed: true}
+	for i, e := range events {
+		got, ok := found[e.ID]
+		same := ok && got.streamID == stream.String() && got.typ == e.Type &&
+			got.fp == int64(e.Schema) && bytes.Equal(got.data, e.Data) &&
+			(i == 0 || got.version == res.Events[i-1].Version+1)
+		if !same {
+			return eventstore.AppendResult{}, false, duplicateError(found, events)
+		}
+		res.Events = append(res.Events, eventstore.AppendedEvent{ID: e.ID, Version: got.version, GlobalPosition: got.pos})
+	}
+	res.FirstVersion, res.LastVersion = res.Events[0].Version, res.Events[len(res.Events)-1].Version
+	return res, true, nil
+}
+
+// duplicateError names the first event of the append whose id is stored.
+func duplicateError(found map[eventstore.UUID]storedEvent, events []eventstore.EventData) error {
+	for _, e := range events {
+		if got, ok := found[e.ID]; ok {
+			holder, _ := eventstore.ParseStreamID(got.streamID)
+			return &eventstore.DuplicateEventIDError{ID: e.ID, Stream: holder}
+		}
+	}
+	return eventstore.ErrDuplicateEventID
+}

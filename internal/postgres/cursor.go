@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// cursor is the state behind an eventstore.Cursor: the batch being read,
+// (a, b] — the transactions visible in b and not in a — and the position of
+// the last event returned from the slice of it being read. after is 0 at
+// the start of a slice.
+//
+// category binds the cursor to the read it came from ("" for $all): slices
+// are cut by counting that read's rows, so a cursor continues only its own
+// read. epoch binds it to the store's transaction-id baseline.
+type cursor struct {
+	epoch    int64
+	category string
+	a, b     snapshot
+	after    int64
+}
+
+const cursorVersion = 1
+
+// encode returns the cursor as an opaque, URL-safe string.
+func (c cursor) encode() eventstore.Cursor {
+	buf := []byte{cursorVersion}
+	buf = binary.AppendUvarint(buf, uint64(c.epoch))
+	buf = binary.AppendUvarint(buf, uint64(len(c.category)))
+	buf = append(buf, c.category...)
+	buf = appendSnapshot(buf, c.a)
+	buf = appendSnapshot(buf, c.b)
+	buf = binary.AppendUvarint(buf, uint64(c.after))
+	return eventstore.Cursor(base64.RawURLEncoding.EncodeToString(buf))
+}
+
+// appendSnapshot writes xmin, xmax-xmin, the number of running transactions
+// and each as the gap from the one before (from xmin for the first).
+func appendSnapshot(buf []byte, s snapshot) []byte {
+	buf = binary.AppendUvarint(buf, s.xmin)
+	buf = binary.AppendUvarint(buf, s.xmax-s.xmin)
+	buf = binary.AppendUvarint(buf, uint64(len(s.xip)))
+	prev := s.xmin
+	for _, x := range s.xip {
+		buf = binary.AppendUvarint(buf, x-prev)
+		prev = x
+	}
+	return buf
+}
+
+// decodeCursor parses and checks a cursor for a read of category ("" for
+// $all) from a store at epoch. The empty cursor is the beginning.
+func decodeCursor(s eventstore.Cursor, category string, epoch int64) (cursor, error) {
+	if s == "" {
+		return cursor{epoch: epoch, category: category, a: origin, b: origin}, nil
+	}
+	c, err := parseCursor(string(s))
+	if err != nil {
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "invalid position token: %v", err)
+	}
+	switch {
+	case c.category != category && category == "":
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token belongs to a read of category %s, not of all events", c.category)
+	case c.category != category:
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token belongs to a read of %s, not of category %s", readName(c.category), category)
+	case c.epoch != epoch:
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token was issued before the store was re-baselined (epoch %d, now %d); read again from the beginning", c.epoch, epoch)
+	}
+	return c, nil
+}
+
+func readName(category string) string {
+	if category == "" {
+		return "all events"
+	}
+	return "category " + category
+}
+
+var errTruncated = errors.New("it is truncated")
+
+func parseCursor(s string) (cursor, error) {
+	buf, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, errors.New("it is not base64url")
+	}
+	if len(buf) == 0 || buf[0] != cursorVersion {
+		return cursor{}, errors.New("unknown format")
+	}
+	r := reader{buf: buf[1:]}
+	var c cursor
+	c.epoch = int64(r.uvarint())
+	n := r.uvarint()
+	if n > eventstore.MaxCategoryLength {
+		return cursor{}, errors.New("category too long")
+	}
+	c.category = string(r.bytes(int(n)))
+	c.a = r.snapshot()
+	c.b = r.snapshot()
+	c.after = int64(r.uvarint())
+	if r.err != nil {
+		return cursor{}, r.err
+	}
+	if len(r.buf) != 0 {
+		return cursor{}, errors.New("it has trailing bytes")
+	}
+	if c.category != "" {
+		if err := eventstore.ValidateCategory(c.category); err != nil {
+			return cursor{}, err
+		}
+	}
+	for _, s := range []snapshot{c.a, c.b} {
+		if err := s.validate(); err != nil {
+			return cursor{}, err
+		}
+	}
+	if !c.a.containedIn(c.b) {
+		return cursor{}, fmt.Errorf("its snapshots are out of order")
+	}
+	if c.after < 0 {
+		return cursor{}, errors.New("negative position")
+	}
+	// Every cursor has one spelling; refusing the others (padding bits,
+	// overlong varints) keeps equal cursors equal as strings.
+	if string(c.encode()) != s {
+		return cursor{}, errors.New("it is not in canonical form")
+	}
+	return c, nil
+}
+
+// reader decodes uvarints, remembering the first error.
+type reader struct {
+	buf []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.err = errTruncated
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.buf) {
+		r.err = errTruncated
+		return nil
+	}
+	b := r.buf[:n]
+	r.buf = r.buf[n:]
+	return b
+}
+
+// maxXip bounds the running transactions a cursor may list; PostgreSQL's
+// own bound is max_connections plus prepared transactions.
+const maxXip = 1 << 16
+
+func (r *reader) snapshot() snapshot {
+	var s snapshot
+	s.xmin = r.uvarint()
+	span := r.uvarint()
+	s.xmax = s.xmin + span
+	if s.xmax < s.xmin {
+		r.err = errors.New("snapshot overflows")
+		return s
+	}
+	n := r.uvarint()
+	if n > maxXip || n > span {
+		if r.err == nil {
+			r.err = errors.New("snapshot lists too many transactions")
+		}
+		return s
+	}
+	prev := s.xmin
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		x := prev + r.uvarint()
+		if x < prev {
+			r.err = errors.New("snapshot overflows")
+			return s
+		}
+		s.xip = append(s.xip, x)
+		prev = x
+	}
+	return s
+}

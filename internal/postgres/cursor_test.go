@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"encoding/base64"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+func TestSnapshotCut(t *testing.T) {
+	b := snapshot{xmin: 100, xmax: 200, xip: []uint64{100, 150, 190}}
+	tests := []struct {
+		x    uint64
+		want snapshot
+	}{
+		{250, b},
+		{200, b},
+		{160, snapshot{xmin: 100, xmax: 160, xip: []uint64{100, 150}}},
+		{100, snapshot{xmin: 100, xmax: 100}},
+		{50, snapshot{xmin: 50, xmax: 50}},
+	}
+	for _, tt := range tests {
+		got := b.cut(tt.x)
+		if !got.equal(tt.want) {
+			t.Errorf("%s cut at %d = %s, want %s", b, tt.x, got, tt.want)
+		}
+		if err := got.validate(); err != nil {
+			t.Errorf("%s cut at %d = %s, invalid: %v", b, tt.x, got, err)
+		}
+		for x := uint64(1); x < 260; x++ {
+			if visible(got, x) && (!visible(b, x) || x >= tt.x) {
+				t.Fatalf("cut at %d sees %d, which %s does not or which is beyond the cut", tt.x, x, b)
+			}
+			if !visible(got, x) && visible(b, x) && x < tt.x {
+				t.Fatalf("cut at %d misses %d, which %s sees", tt.x, x, b)
+			}
+		}
+	}
+}
+
+// visible is pg_visible_in_snapshot.
+func visible(s snapshot, x uint64) bool {
+	if x < s.xmin {
+		return true
+	}
+	if x >= s.xmax {
+		return false
+	}
+	for _, r := range s.xip {
+		if r == x {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSnapshotContainedIn(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"1:1:", "5:9:6", true},
+		{"5:9:6", "5:12:6,10", true},
+		{"5:9:6", "7:12:7", false}, // 7 finished in a, running in b
+		{"5:12:", "5:9:", false},   // b older than a
+		{"5:9:5,6", "6:12:6", true},
+	}
+	for _, tt := range tests {
+		a, _ := parseSnapshot(tt.a)
+		b, _ := parseSnapshot(tt.b)
+		if got := a.containedIn(b); got != tt.want {
+			t.Errorf("%s containedIn %s = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestParseSnapshotRefusesMalformedText(t *testing.T) {
+	for _, s := range []string{"", "1:2", "a:2:", "5:3:", "1:9:9", "1:9:4,3", "1:9:0", "0:0:", "1:9:4,,5"} {
+		if _, err := parseSnapshot(s); err == nil {
+			t.Errorf("parseSnapshot(%q) = nil error", s)
+		}
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	tests := []cursor{
+		{epoch: 1, a: origin, b: origin},
+		{epoch: 3, category: "Order", a: snapshot{xmin: 700, xmax: 750, xip: []uint64{700, 742}}, b: snapshot{xmin: 742, xmax: 900, xip: []uint64{742, 899}}, after: 12345},
+		{epoch: 1 << 40, category: "C", a: snapshot{xmin: 1 << 50, xmax: 1<<50 + 1}, b: snapshot{xmin: 1 << 50, xmax: 1<<50 + 10}, after: 1 << 62},
+	}
+	for _, c := range tests {
+		enc := c.encode()
+		got, err := decodeCursor(enc, c.category, c.epoch)
+		if err != nil {
+			t.Fatalf("decode(encode(%+v)) = %v", c, err)
+		}
+		if diff := cmp.Diff(c, got, cmp.AllowUnexported(cursor{}, snapshot{})); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestCursorOfAnotherEpochIsRefused(t *testing.T) {
+	c := cursor{epoch: 1, a: origin, b: origin}
+	_, err := decodeCursor(c.encode(), "", 2)
+	if eventstore.ErrorCode(err) != eventstore.CodeInvalidPosition {
+		t.Errorf("decodeCursor(epoch 1) in epoch 2 = %v, want invalid_position", err)
+	}
+}
+
+// FuzzDecodeCursor feeds arbitrary tokens: decoding never panics, and what
+// it accepts is a valid cursor that encodes back to the same token.
+func FuzzDecodeCursor(f *testing.F) {
+	f.Add(string(cursor{epoch: 1, a: origin, b: origin}.encode()))
+	f.Add(string(cursor{epoch: 2, category: "Order", a: snapshot{xmin: 5, xmax: 9, xip: []uint64{6}}, b: snapshot{xmin: 6, xmax: 20, xip: []uint64{6, 15}}, after: 77}.encode()))
+	f.Add("")
+	f.Add(base64.RawURLEncoding.EncodeToString([]byte{1, 1, 0, 5, 4, 1, 1}))
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := parseCursor(token)
+		if err != nil {
+			return
+		}
+		if err := c.a.validate(); err != nil {
+			t.Fatalf("accepted %q with invalid a: %v", token, err)
+		}
+		if err := c.b.validate(); err != nil {
+			t.Fatalf("accepted %q with invalid b: %v", token, err)
+		}
+		if !c.a.containedIn(c.b) {
+			t.Fatalf("accepted %q whose snapshots are out of order", token)
+		}
+		if again := string(c.encode()); again != token {
+			t.Fatalf("accepted %q, which encodes back as %q", token, again)
+		}
+	})
+}

@@ -1,0 +1,131 @@
+// Package postgres is Strata's PostgreSQL adapter: the event Store, the
+// snapshot-difference batches that order $all and categories without gaps,
+// and the embedded, versioned migrations.
+//
+// Every table lives in one schema (default "strata"), set as the search_path
+// of the connections this package opens, so the SQL names tables plainly.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Defaults for Options.
+const (
+	DefaultSchema    = "strata"
+	DefaultMaxConns  = 32
+	DefaultSliceSize = 1000
+)
+
+// Options configures a Store. The zero value gives the defaults.
+type Options struct {
+	// Schema holds the store's tables; default "strata".
+	Schema string
+	// MaxConns bounds the connection pool when the URL has no
+	// pool_max_conns; default 32.
+	MaxConns int32
+	// ConnectTimeout bounds each new connection; default 5s, so that an
+	// unreachable database fails requests quickly instead of hanging.
+	ConnectTimeout time.Duration
+	// SliceSize is the number of rows a snapshot-difference batch is cut
+	// into at most (a single larger transaction stays whole); default 1000.
+	SliceSize int
+	Logger    *slog.Logger
+}
+
+// Store is the PostgreSQL event store. It is safe for concurrent use.
+type Store struct {
+	pool      *pgxpool.Pool
+	schema    string
+	sliceSize int
+	log       *slog.Logger
+	epoch     atomic.Int64 // loaded by Check; cursors carry it
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open connects to the database at url. It does not create or check tables:
+// call Migrate to create them, or Check to verify that they are current.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if opts.SliceSize <= 0 {
+		opts.SliceSize = DefaultSliceSize
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open store: parse database url: %w", redactURLError(err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+		if opts.MaxConns > 0 {
+			cfg.MaxConns = opts.MaxConns
+		}
+	}
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = "strata"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{
+		pool:      pool,
+		schema:    opts.Schema,
+		sliceSize: opts.SliceSize,
+		log:       opts.Logger.With("component", "store"),
+	}
+	s.epoch.Store(1)
+	return s, nil
+}
+
+// Close closes the connection pool, waiting for connections in use.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool returns the connection pool, for the packages that keep their own
+// tables in the store's schema (the registry) and for metrics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Schema returns the name of the store's schema.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
+func quoteIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// redactURLError keeps passwords out of errors about malformed URLs: pgx
+// includes the URL in some parse errors.
+func redactURLError(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "://"); i >= 0 {
+		if j := strings.Index(msg[i:], "@"); j >= 0 {
+			msg = msg[:i+3] + "***" + msg[i+j:]
+		}
+	}
+	return fmt.Errorf("%s", msg)
+}
