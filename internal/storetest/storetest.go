@@ -646,9 +646,10 @@ func testBadInput(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testContention has 32 writers race to append to one stream, each at the
-// version it last read: every version has exactly one winner, versions stay
-// dense, every reported success is stored and every failure is absent.
+// testContention has 32 writers race, round after round, to append to one
+// stream at the version they all read before the round: every round has
+// exactly one winner, versions stay dense, every reported success is stored
+// and every failure is absent.
 func testContention(t *testing.T, newStore NewStore) {
 	s := newStore(t)
 	stream := eventstore.MustParseStreamID("Order-hot")
@@ -660,8 +661,8 @@ func testContention(t *testing.T, newStore NewStore) {
 		return eventstore.ExpectedVersion(page.Version), err
 	})
 	checkDense(t, s, stream, won, lost)
-	if len(lost) == 0 {
-		t.Errorf("no append lost a race: the test did not contend")
+	if len(won) != raceRounds || len(lost) != raceRounds*(raceWriters-1) {
+		t.Errorf("%d appends won and %d lost, want one winner in each of %d rounds of %d", len(won), len(lost), raceRounds, raceWriters)
 	}
 }
 
@@ -670,47 +671,59 @@ func testContentionAny(t *testing.T, newStore NewStore) {
 	s := newStore(t)
 	stream := eventstore.MustParseStreamID("Order-any")
 	won, lost := race(t, s, stream, func() (eventstore.ExpectedVersion, error) { return eventstore.Any, nil })
-	if len(lost) != 0 {
-		t.Errorf("%d appends with any failed, want none", len(lost))
+	if len(lost) != 0 || len(won) != raceRounds*raceWriters {
+		t.Errorf("%d appends with any succeeded and %d failed, want all %d to succeed", len(won), len(lost), raceRounds*raceWriters)
 	}
 	checkDense(t, s, stream, won, nil)
 }
 
-// race runs 32 writers, 8 appends each, of one event to stream at the
-// version expect gives; it returns the ids reported stored by version and
-// the ids of appends refused with a wrong expected version.
+const raceWriters, raceRounds = 32, 8
+
+// race runs raceWriters writers for raceRounds rounds. In each round every
+// writer asks expect for its expected version, all wait until all have, and
+// then all append one event to stream at once. It returns the ids reported
+// stored, by version, and the ids refused with a wrong expected version.
 func race(t *testing.T, s eventstore.Store, stream eventstore.StreamID, expect func() (eventstore.ExpectedVersion, error)) (map[int64]eventstore.UUID, []eventstore.UUID) {
 	t.Helper()
-	const writers, rounds = 32, 8
 	var mu sync.Mutex
 	won := map[int64]eventstore.UUID{}
 	var lost []eventstore.UUID
+	ready := make([]sync.WaitGroup, raceRounds) // all have read the version
+	done := make([]sync.WaitGroup, raceRounds)  // all have appended
+	for r := range ready {
+		ready[r].Add(raceWriters)
+		done[r].Add(raceWriters)
+	}
 	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
+	for w := 0; w < raceWriters; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for r := 0; r < rounds; r++ {
+			for r := 0; r < raceRounds; r++ {
 				expected, err := expect()
+				ready[r].Done()
+				ready[r].Wait()
 				if err != nil {
 					t.Errorf("reading the expected version: %v", err)
-					return
-				}
-				e := eventstore.AssignIDs([]eventstore.EventData{Event("E", fmt.Sprintf("w%d-r%d", w, r))})
-				res, err := s.Append(ctx, stream, expected, e)
-				mu.Lock()
-				switch {
-				case err == nil:
-					if prev, dup := won[res.FirstVersion]; dup {
-						t.Errorf("version %d won twice: %s and %s", res.FirstVersion, prev, e[0].ID)
+				} else {
+					e := eventstore.AssignIDs([]eventstore.EventData{Event("E", fmt.Sprintf("w%d-r%d", w, r))})
+					res, err := s.Append(ctx, stream, expected, e)
+					mu.Lock()
+					switch {
+					case err == nil:
+						if prev, dup := won[res.FirstVersion]; dup {
+							t.Errorf("version %d won twice: %s and %s", res.FirstVersion, prev, e[0].ID)
+						}
+						won[res.FirstVersion] = e[0].ID
+					case errors.Is(err, eventstore.ErrWrongExpectedVersion):
+						lost = append(lost, e[0].ID)
+					default:
+						t.Errorf("Append at %s: %v", expected, err)
 					}
-					won[res.FirstVersion] = e[0].ID
-				case errors.Is(err, eventstore.ErrWrongExpectedVersion):
-					lost = append(lost, e[0].ID)
-				default:
-					t.Errorf("Append at %s: %v", expected, err)
+					mu.Unlock()
 				}
-				mu.Unlock()
+				done[r].Done()
+				done[r].Wait()
 			}
 		}()
 	}
