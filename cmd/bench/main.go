@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of each comparison, alternating ours and the baseline")
 	fs.IntVar(&cfg.fill, "fill", 5_000_000, "events stored before the full-store comparison")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process to this file")
 	fs.StringVar(&only, "only", strings.Join(groups, ","), "comma-separated groups to run: "+strings.Join(groups, ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,6 +67,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.only = append(cfg.only, g)
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	url := os.Getenv("STRATA_BENCH_DATABASE_URL")
 	if url == "" {
 		fmt.Fprintln(stderr, "starting a throwaway PostgreSQL cluster (fsync on) ...")

@@ -24,13 +24,19 @@ import (
 // arrays for more), $8 the exact expected version.
 var appendBase = map[eventstore.ExpectedVersion]string{
 	eventstore.NoStream:     `SELECT 0::bigint AS v`,
+	knownExact:              `SELECT $8::bigint AS v`,
 	eventstore.Any:          `SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = $1`,
 	eventstore.StreamExists: `SELECT max(version) AS v FROM events WHERE stream_id = $1 HAVING max(version) > 0`,
 	exact:                   `SELECT $8::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $8)`,
 }
 
-// exact stands for every expected version N >= 1 in appendBase.
-const exact eventstore.ExpectedVersion = 1
+// exact stands for every expected version N >= 1 in appendBase, and
+// knownExact for one whose version N is known to be committed (see
+// knownVersions), which needs no look-up.
+const (
+	exact      eventstore.ExpectedVersion = 1
+	knownExact eventstore.ExpectedVersion = 2
+)
 
 const (
 	oneEvent   = `SELECT $3::uuid AS id, $4::text AS type, $5::bigint AS fp, $6::bytea AS data, $7::jsonb AS meta, 1::bigint AS ord`
@@ -64,8 +70,10 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 	}
 	events = eventstore.AssignIDs(events)
 	for try := 1; ; try++ {
-		res, err := appendIn(ctx, s.pool, stream, expected, events)
+		known := expected > 0 && s.versions.get(stream.String()) >= int64(expected)
+		res, err := appendIn(ctx, s.pool, stream, expected, known, events)
 		if err == nil {
+			s.versions.saw(stream.String(), res.LastVersion)
 			return res, nil
 		}
 		if !isConflict(err) {
@@ -78,6 +86,7 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 		case lookErr != nil:
 			return eventstore.AppendResult{}, translate(lookErr)
 		case found:
+			s.versions.saw(stream.String(), replay.LastVersion)
 			return replay, nil
 		case isUniqueViolation(err, "events_stream_version") && (expected == eventstore.Any || expected == eventstore.StreamExists) && try < maxAnyTries:
 			continue // another append took the version just now
@@ -96,12 +105,14 @@ func (s *Store) conflictError(ctx context.Context, stream eventstore.StreamID, e
 	var wrong *eventstore.WrongExpectedVersionError
 	switch {
 	case errors.As(err, &wrong):
+		s.versions.saw(stream.String(), wrong.Actual)
 		return wrong
 	case isUniqueViolation(err, "events_stream_version"):
 		actual, err := streamVersion(ctx, s.pool, stream)
 		if err != nil {
 			return translate(err)
 		}
+		s.versions.saw(stream.String(), actual)
 		return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
 	}
 	// An id conflict that findStored did not explain: the other event
@@ -110,13 +121,17 @@ func (s *Store) conflictError(ctx context.Context, stream eventstore.StreamID, e
 }
 
 // appendIn stores events with one statement on q, a pool or a transaction.
-// It returns *WrongExpectedVersionError when the expectation fails before
-// the insert, and the driver's error otherwise (a unique violation when
-// another append took a version or an id first).
-func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+// known says that version expected (N >= 1) is known to be committed. It
+// returns *WrongExpectedVersionError when the expectation fails before the
+// insert, and the driver's error otherwise (a unique violation when another
+// append took a version or an id first).
+func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expected eventstore.ExpectedVersion, known bool, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	n := len(events)
 	kind := expected
-	if kind > 0 {
+	switch {
+	case expected > 0 && known:
+		kind = knownExact
+	case expected > 0:
 		kind = exact
 	}
 	args := make([]any, 0, 8)
@@ -144,7 +159,7 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 		}
 		args = append(args, ids, types, fps, data, metas)
 	}
-	if kind == exact {
+	if expected > 0 {
 		args = append(args, int64(expected))
 	}
 	sql := appendSQL[[2]int{int(kind), min(n-1, 1)}]

@@ -78,7 +78,7 @@ func huntGaps(t *testing.T, sliceSize int) {
 			errs <- err
 			return
 		}
-		res, err := appendIn(context.Background(), tx, eventstore.MustParseStreamID("Order-long"), eventstore.Any,
+		res, err := appendIn(context.Background(), tx, eventstore.MustParseStreamID("Order-long"), eventstore.Any, false,
 			eventstore.AssignIDs(storetest.Events(3, "long")))
 		if err != nil {
 			tx.Rollback(context.Background())
@@ -115,7 +115,7 @@ func huntGaps(t *testing.T, sliceSize int) {
 					return
 				}
 				events := eventstore.AssignIDs(storetest.Events(1+rng.IntN(3), fmt.Sprintf("w%d", w)))
-				res, err := appendIn(context.Background(), tx, eventstore.MustParseStreamID(stream), eventstore.Any, events)
+				res, err := appendIn(context.Background(), tx, eventstore.MustParseStreamID(stream), eventstore.Any, false, events)
 				if isUniqueViolation(err, "events_stream_version") {
 					// Another writer took the version while this one
 					// waited: its transaction is aborted, like any conflict.

@@ -25,6 +25,8 @@ const (
 	DefaultSchema    = "strata"
 	DefaultMaxConns  = 32
 	DefaultSliceSize = 1000
+
+	DefaultKnownVersions = 100_000
 )
 
 // Options configures a Store. The zero value gives the defaults.
@@ -40,7 +42,11 @@ type Options struct {
 	// SliceSize is the number of rows a snapshot-difference batch is cut
 	// into at most (a single larger transaction stays whole); default 1000.
 	SliceSize int
-	Logger    *slog.Logger
+	// KnownVersions bounds how many streams' versions the store remembers
+	// to spare appends a look-up (see knownVersions); default 100,000, and
+	// a negative value remembers none.
+	KnownVersions int
+	Logger        *slog.Logger
 }
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
@@ -50,6 +56,7 @@ type Store struct {
 	sliceSize int
 	log       *slog.Logger
 	epoch     atomic.Int64 // loaded by Check; cursors carry it
+	versions  *knownVersions
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -62,6 +69,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.SliceSize <= 0 {
 		opts.SliceSize = DefaultSliceSize
+	}
+	if opts.KnownVersions == 0 {
+		opts.KnownVersions = DefaultKnownVersions
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 5 * time.Second
@@ -92,6 +102,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool:      pool,
 		schema:    opts.Schema,
 		sliceSize: opts.SliceSize,
+		versions:  newKnownVersions(opts.KnownVersions),
 		log:       opts.Logger.With("component", "store"),
 	}
 	s.epoch.Store(1)

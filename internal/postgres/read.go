@@ -71,6 +71,7 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q ev
 		return eventstore.StreamPage{}, eventstore.Errorf(eventstore.CodeStreamNotFound, "stream %s not found", stream)
 	}
 	page.Version = *version
+	s.versions.saw(stream.String(), page.Version)
 	page.Next = nextVersion(q.Direction, from, page)
 	return page, nil
 }

@@ -56,7 +56,7 @@ func begin(t *testing.T, s *Store) pgx.Tx {
 
 func appendInTx(t *testing.T, tx pgx.Tx, stream string, events ...eventstore.EventData) eventstore.AppendResult {
 	t.Helper()
-	res, err := appendIn(ctx, tx, eventstore.MustParseStreamID(stream), eventstore.Any, eventstore.AssignIDs(events))
+	res, err := appendIn(ctx, tx, eventstore.MustParseStreamID(stream), eventstore.Any, false, eventstore.AssignIDs(events))
 	if err != nil {
 		t.Fatalf("append to %s in a transaction: %v", stream, err)
 	}
