@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -92,14 +91,14 @@ func appendOp(s *postgres.Store, st *streamsOf, n int) op {
 
 // rawInsertOp inserts the same rows into raw_events with one statement.
 func rawInsertOp(s *postgres.Store, st *streamsOf, n int) op {
-	meta, _ := json.Marshal(benchEvent.Metadata)
+	m := benchEvent.Metadata
 	if n == 1 {
 		return func(ctx context.Context, w int) (int, error) {
 			st.versions[w]++
-			_, err := s.Pool().Exec(ctx, `INSERT INTO raw_events (event_id, stream_id, category, version, type, schema_fp, data, metadata)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			_, err := s.Pool().Exec(ctx, `INSERT INTO raw_events (event_id, stream_id, category, version, type, schema_fp, data, correlation_id, causation_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				[16]byte(eventstore.NewUUIDv7()), st.ids[w].String(), st.ids[w].Category(), st.versions[w],
-				benchEvent.Type, int64(benchEvent.Schema), benchEvent.Data, json.RawMessage(meta))
+				benchEvent.Type, int64(benchEvent.Schema), benchEvent.Data, m.CorrelationID, m.CausationID)
 			return 1, err
 		}
 	}
@@ -107,18 +106,18 @@ func rawInsertOp(s *postgres.Store, st *streamsOf, n int) op {
 		ids := make([][16]byte, n)
 		versions := make([]int64, n)
 		data := make([][]byte, n)
-		metas := make([]json.RawMessage, n)
+		correlation, causation := make([]string, n), make([]string, n)
 		for i := range ids {
 			ids[i] = eventstore.NewUUIDv7()
 			st.versions[w]++
 			versions[i] = st.versions[w]
 			data[i] = benchEvent.Data
-			metas[i] = meta
+			correlation[i], causation[i] = m.CorrelationID, m.CausationID
 		}
-		_, err := s.Pool().Exec(ctx, `INSERT INTO raw_events (event_id, stream_id, category, version, type, schema_fp, data, metadata)
-			SELECT e.id, $2, $3, e.v, $4, $5, e.data, e.meta
-			FROM unnest($1::uuid[], $6::bigint[], $7::bytea[], $8::jsonb[]) AS e(id, v, data, meta)`,
-			ids, st.ids[w].String(), st.ids[w].Category(), benchEvent.Type, int64(benchEvent.Schema), versions, data, metas)
+		_, err := s.Pool().Exec(ctx, `INSERT INTO raw_events (event_id, stream_id, category, version, type, schema_fp, data, correlation_id, causation_id)
+			SELECT e.id, $2, $3, e.v, $4, $5, e.data, e.corr, e.caus
+			FROM unnest($1::uuid[], $6::bigint[], $7::bytea[], $8::text[], $9::text[]) AS e(id, v, data, corr, caus)`,
+			ids, st.ids[w].String(), st.ids[w].Category(), benchEvent.Type, int64(benchEvent.Schema), versions, data, correlation, causation)
 		return n, err
 	}
 }
@@ -199,20 +198,22 @@ func benchStreamRead(ctx context.Context, url string, cfg benchConfig, t *table,
 		return 1, err
 	}
 	raw := func(ctx context.Context, _ int) (int, error) {
-		rows, err := s.Pool().Query(ctx, `SELECT position, event_id, stream_id, version, type, schema_fp, data, metadata, recorded_at
+		rows, err := s.Pool().Query(ctx, `SELECT position, event_id, stream_id, version, type, schema_fp, data,
+			correlation_id, causation_id, user_id, tenant_id, custom, recorded_at
 			FROM events WHERE stream_id = $1 ORDER BY version LIMIT 1000`, stream.String())
 		if err != nil {
 			return 0, err
 		}
 		var (
-			pos, ver, fp int64
-			id           [16]byte
-			sid, typ     string
-			data, meta   []byte
-			at           time.Time
+			pos, ver, fp             int64
+			id                       [16]byte
+			sid, typ                 string
+			data, custom             []byte
+			corr, caus, user, tenant *string
+			at                       time.Time
 		)
 		n := 0
-		_, err = pgx.ForEachRow(rows, []any{&pos, &id, &sid, &ver, &typ, &fp, &data, &meta, &at}, func() error { n++; return nil })
+		_, err = pgx.ForEachRow(rows, []any{&pos, &id, &sid, &ver, &typ, &fp, &data, &corr, &caus, &user, &tenant, &custom, &at}, func() error { n++; return nil })
 		if err == nil && n != 1000 {
 			err = fmt.Errorf("read %d rows, want 1000", n)
 		}
@@ -275,16 +276,16 @@ func benchFullStore(ctx context.Context, url string, cfg benchConfig, t *table, 
 // is the size of the tables and indexes, not how they were filled.
 func fill(ctx context.Context, s *postgres.Store, n int, log io.Writer) error {
 	const perStream, chunk = 100, 5000 // streams per statement
-	meta, _ := json.Marshal(benchEvent.Metadata)
 	streams := n / perStream
 	start := time.Now()
 	for lo := 1; lo <= streams; lo += chunk {
 		hi := min(lo+chunk-1, streams)
 		_, err := s.Pool().Exec(ctx, `
-			INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data, metadata)
-			SELECT gen_random_uuid(), 'Fill-' || i, 'Fill', v, $4, $5, $6, $7
+			INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data, correlation_id, causation_id)
+			SELECT gen_random_uuid(), 'Fill-' || i, 'Fill', v, $4, $5, $6, $7, $8
 			FROM generate_series($1::int, $2::int) i, generate_series(1, $3::int) v`,
-			lo, hi, perStream, benchEvent.Type, int64(benchEvent.Schema), benchEvent.Data, json.RawMessage(meta))
+			lo, hi, perStream, benchEvent.Type, int64(benchEvent.Schema), benchEvent.Data,
+			benchEvent.Metadata.CorrelationID, benchEvent.Metadata.CausationID)
 		if err != nil {
 			return fmt.Errorf("fill: %w", err)
 		}

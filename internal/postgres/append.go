@@ -20,14 +20,14 @@ import (
 // unique violation, which the expectation turns into a wrong version (or,
 // for "any", into another try).
 //
-// $1 stream id, $2 category, $3..$7 the events (scalars for one event,
-// arrays for more), $8 the exact expected version.
+// $1 stream id, $2 category, $3..$11 the events (scalars for one event,
+// arrays for more), $12 the exact expected version.
 var appendBase = map[eventstore.ExpectedVersion]string{
 	eventstore.NoStream:     `SELECT 0::bigint AS v`,
-	knownExact:              `SELECT $8::bigint AS v`,
+	knownExact:              `SELECT $12::bigint AS v`,
 	eventstore.Any:          `SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = $1`,
 	eventstore.StreamExists: `SELECT max(version) AS v FROM events WHERE stream_id = $1 HAVING max(version) > 0`,
-	exact:                   `SELECT $8::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $8)`,
+	exact:                   `SELECT $12::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $12)`,
 }
 
 // exact stands for every expected version N >= 1 in appendBase, and
@@ -39,8 +39,11 @@ const (
 )
 
 const (
-	oneEvent   = `SELECT $3::uuid AS id, $4::text AS type, $5::bigint AS fp, $6::bytea AS data, $7::jsonb AS meta, 1::bigint AS ord`
-	manyEvents = `SELECT * FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bytea[], $7::jsonb[]) WITH ORDINALITY AS u(id, type, fp, data, meta, ord)`
+	oneEvent = `SELECT $3::uuid AS id, $4::text AS type, $5::bigint AS fp, $6::bytea AS data,
+		$7::text AS correlation, $8::text AS causation, $9::text AS usr, $10::text AS tenant, $11::jsonb AS custom, 1::bigint AS ord`
+	manyEvents = `SELECT * FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bytea[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[])
+		WITH ORDINALITY AS u(id, type, fp, data, correlation, causation, usr, tenant, custom, ord)`
 )
 
 // appendSQL holds the statement for each expectation, one event or many.
@@ -49,8 +52,9 @@ var appendSQL = func() map[[2]int]string {
 	for expected, base := range appendBase {
 		for many, source := range []string{oneEvent, manyEvents} {
 			m[[2]int{int(expected), many}] = `WITH b AS (` + base + `)
-INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data, metadata)
-SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.meta
+INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data,
+	correlation_id, causation_id, user_id, tenant_id, custom)
+SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom
 FROM b, (` + source + `) e
 ORDER BY e.ord
 RETURNING position, version`
@@ -134,30 +138,35 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 	case expected > 0:
 		kind = exact
 	}
-	args := make([]any, 0, 8)
+	args := make([]any, 0, 12)
 	args = append(args, stream.String(), stream.Category())
 	if n == 1 {
 		e := events[0]
-		meta, err := metadataJSON(e.Metadata)
+		custom, err := customJSON(e.Metadata.Custom)
 		if err != nil {
 			return eventstore.AppendResult{}, err
 		}
-		args = append(args, [16]byte(e.ID), e.Type, int64(e.Schema), e.Data, meta)
+		m := e.Metadata
+		args = append(args, [16]byte(e.ID), e.Type, int64(e.Schema), e.Data,
+			orNull(m.CorrelationID), orNull(m.CausationID), orNull(m.UserID), orNull(m.TenantID), custom)
 	} else {
 		ids := make([][16]byte, n)
 		types := make([]string, n)
 		fps := make([]int64, n)
 		data := make([][]byte, n)
-		metas := make([]json.RawMessage, n)
+		correlation, causation, user, tenant := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		custom := make([]json.RawMessage, n)
 		for i, e := range events {
 			ids[i], types[i], fps[i], data[i] = e.ID, e.Type, int64(e.Schema), e.Data
-			m, err := metadataJSON(e.Metadata)
+			m := &events[i].Metadata
+			correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
+			c, err := customJSON(m.Custom)
 			if err != nil {
 				return eventstore.AppendResult{}, err
 			}
-			metas[i] = m
+			custom[i] = c
 		}
-		args = append(args, ids, types, fps, data, metas)
+		args = append(args, ids, types, fps, data, correlation, causation, user, tenant, custom)
 	}
 	if expected > 0 {
 		args = append(args, int64(expected))
@@ -194,12 +203,28 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 	return res, nil
 }
 
-// metadataJSON returns the metadata as JSON, or nil (NULL) when empty.
-func metadataJSON(m eventstore.Metadata) (json.RawMessage, error) {
-	if m.IsZero() {
+// customJSON returns the custom metadata as JSON, or nil (NULL) when empty.
+func customJSON(custom map[string]string) (json.RawMessage, error) {
+	if len(custom) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(m)
+	return json.Marshal(custom)
+}
+
+// orNull is s, or nil (NULL) when s is empty.
+func orNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullable is s, or nil (NULL) when *s is empty.
+func nullable(s *string) *string {
+	if *s == "" {
+		return nil
+	}
+	return s
 }
 
 func streamVersion(ctx context.Context, q querier, stream eventstore.StreamID) (int64, error) {

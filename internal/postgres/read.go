@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/strata-events/strata/internal/eventstore"
 )
 
-const eventColumns = "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_fp, e.data, e.metadata, e.recorded_at"
+const eventColumns = `e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_fp, e.data,
+	e.correlation_id, e.causation_id, e.user_id, e.tenant_id, e.custom, e.recorded_at`
 
 // The stream's version and a page of its events in one statement, so that
 // both come from one snapshot. A stream with no event in range gives one
@@ -54,7 +55,7 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q ev
 	var r eventRow
 	dest := append([]any{&version}, r.dest()...)
 	_, err = pgx.ForEachRow(rows, dest, func() error {
-		if r.position == nil {
+		if !r.position.Valid {
 			return nil
 		}
 		e, err := r.event()
@@ -90,45 +91,61 @@ func nextVersion(dir eventstore.Direction, from int64, page eventstore.StreamPag
 	return page.Events[n-1].Version - 1
 }
 
-// eventRow scans the eventColumns. The fields are pointers because the
-// stream read's outer join yields NULLs for a stream with no event in range.
+// eventRow scans the eventColumns. The fields can hold NULL because the
+// stream read's outer join yields NULLs for a stream with no event in
+// range; pgtype's value types do that without allocating.
 type eventRow struct {
-	position   *int64
-	id         *[16]byte
-	streamID   *string
-	version    *int64
-	typ        *string
-	fp         *int64
+	position   pgtype.Int8
+	id         pgtype.UUID
+	streamID   pgtype.Text
+	version    pgtype.Int8
+	typ        pgtype.Text
+	fp         pgtype.Int8
 	data       []byte
-	metadata   []byte
-	recordedAt *time.Time
+	meta       [4]pgtype.Text // correlation, causation, user, tenant
+	custom     []byte
+	recordedAt pgtype.Timestamptz
+
+	// The last stream id parsed: rows of a page often share the stream.
+	lastStream string
+	lastParsed eventstore.StreamID
 }
 
 func (r *eventRow) dest() []any {
-	return []any{&r.position, &r.id, &r.streamID, &r.version, &r.typ, &r.fp, &r.data, &r.metadata, &r.recordedAt}
+	return []any{&r.position, &r.id, &r.streamID, &r.version, &r.typ, &r.fp, &r.data,
+		&r.meta[0], &r.meta[1], &r.meta[2], &r.meta[3], &r.custom, &r.recordedAt}
 }
 
 func (r *eventRow) event() (eventstore.RecordedEvent, error) {
-	stream, err := eventstore.ParseStreamID(*r.streamID)
-	if err != nil {
-		return eventstore.RecordedEvent{}, fmt.Errorf("stored event at position %d: %w", *r.position, err)
+	if r.streamID.String != r.lastStream || r.lastParsed.IsZero() {
+		stream, err := eventstore.ParseStreamID(r.streamID.String)
+		if err != nil {
+			return eventstore.RecordedEvent{}, fmt.Errorf("stored event at position %d: %w", r.position.Int64, err)
+		}
+		r.lastStream, r.lastParsed = r.streamID.String, stream
 	}
 	e := eventstore.RecordedEvent{
-		ID:             *r.id,
-		StreamID:       stream,
-		Type:           *r.typ,
-		Version:        *r.version,
-		GlobalPosition: *r.position,
-		RecordedAt:     r.recordedAt.UTC(),
-		Schema:         eventstore.Fingerprint(*r.fp),
+		ID:             r.id.Bytes,
+		StreamID:       r.lastParsed,
+		Type:           r.typ.String,
+		Version:        r.version.Int64,
+		GlobalPosition: r.position.Int64,
+		RecordedAt:     r.recordedAt.Time.UTC(),
+		Schema:         eventstore.Fingerprint(r.fp.Int64),
 		Data:           r.data,
+		Metadata: eventstore.Metadata{
+			CorrelationID: r.meta[0].String,
+			CausationID:   r.meta[1].String,
+			UserID:        r.meta[2].String,
+			TenantID:      r.meta[3].String,
+		},
 	}
 	if e.Data == nil {
 		e.Data = []byte{}
 	}
-	if len(r.metadata) > 0 {
-		if err := json.Unmarshal(r.metadata, &e.Metadata); err != nil {
-			return eventstore.RecordedEvent{}, fmt.Errorf("stored event at position %d: metadata: %w", *r.position, err)
+	if len(r.custom) > 0 {
+		if err := json.Unmarshal(r.custom, &e.Metadata.Custom); err != nil {
+			return eventstore.RecordedEvent{}, fmt.Errorf("stored event at position %d: custom metadata: %w", r.position.Int64, err)
 		}
 	}
 	return e, nil

@@ -26,7 +26,13 @@ CREATE TABLE events (
     -- CRC-64-AVRO fingerprint of the writer's schema (bit pattern as bigint).
     schema_fp   bigint NOT NULL,
     data        bytea NOT NULL,
-    metadata    jsonb,
+    -- Metadata; NULL when empty. The standard fields are columns, cheap to
+    -- read and to search by; custom holds the free-form string map.
+    correlation_id text,
+    causation_id   text,
+    user_id        text,
+    tenant_id      text,
+    custom         jsonb,
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 -- Optimistic concurrency, and stream reads.
