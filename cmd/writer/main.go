@@ -30,7 +30,8 @@ const usage = `Usage: writer <command> [flags]
 Strata's writer: appends events to PostgreSQL and publishes them to Kafka.
 
 Commands:
-  migrate     create or upgrade the store's tables (idempotent)
+  migrate        create or upgrade the store's tables (idempotent)
+  schemas apply  register the event schemas of the schemas directory
 
 Run "writer <command> --help" for a command's flags and settings.
 `
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "migrate":
 		return migrate(ctx, rest, getenv, stdout, stderr)
+	case "schemas":
+		return schemas(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -58,6 +58,8 @@ var (
 	ErrDuplicateEventID     = &Error{Code: CodeDuplicateEventID, Message: "duplicate event id"}
 	ErrTooLarge             = &Error{Code: CodeTooLarge, Message: "too large"}
 	ErrUnavailable          = &Error{Code: CodeUnavailable, Message: "the database is unavailable"}
+	ErrUnknownEventType     = &Error{Code: CodeUnknownEventType, Message: "unknown event type"}
+	ErrSchemaViolation      = &Error{Code: CodeSchemaViolation, Message: "schema violation"}
 )
 
 // WrongExpectedVersionError reports an append whose expected version did not
@@ -116,3 +118,25 @@ func isCode(target error, code string) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == code
 }
+
+// SchemaViolationError reports event data that does not fit its type's
+// schema. Path names the field, as "items[2].price"; it is empty when the
+// data as a whole is wrong (not a JSON object, say).
+type SchemaViolationError struct {
+	Type   string
+	Path   string
+	Reason string
+}
+
+func (e *SchemaViolationError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("data of %s does not fit its schema: %s", e.Type, e.Reason)
+	}
+	return fmt.Sprintf("data of %s does not fit its schema at %s: %s", e.Type, e.Path, e.Reason)
+}
+
+// ErrorCode returns schema_violation.
+func (e *SchemaViolationError) ErrorCode() string { return CodeSchemaViolation }
+
+// Is matches ErrSchemaViolation.
+func (e *SchemaViolationError) Is(target error) bool { return isCode(target, CodeSchemaViolation) }
