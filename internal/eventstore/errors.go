@@ -11,7 +11,6 @@ const (
 	CodeInvalidRequest         = "invalid_request"
 	CodeInvalidStreamID        = "invalid_stream_id"
 	CodeInvalidExpectedVersion = "invalid_expected_version"
-	CodeInvalidPosition        = "invalid_position"
 	CodeUnauthenticated        = "unauthenticated"
 	CodeForbidden              = "forbidden"
 	CodeStreamNotFound         = "stream_not_found"
@@ -52,7 +51,6 @@ var (
 	ErrInvalidRequest       = &Error{Code: CodeInvalidRequest, Message: "invalid request"}
 	ErrInvalidStreamID      = &Error{Code: CodeInvalidStreamID, Message: "invalid stream id"}
 	ErrInvalidExpected      = &Error{Code: CodeInvalidExpectedVersion, Message: "invalid expected version"}
-	ErrInvalidPosition      = &Error{Code: CodeInvalidPosition, Message: "invalid position token"}
 	ErrStreamNotFound       = &Error{Code: CodeStreamNotFound, Message: "stream not found"}
 	ErrWrongExpectedVersion = &Error{Code: CodeWrongExpectedVersion, Message: "wrong expected version"}
 	ErrDuplicateEventID     = &Error{Code: CodeDuplicateEventID, Message: "duplicate event id"}

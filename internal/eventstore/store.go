@@ -34,7 +34,8 @@ type Store interface {
 	ReadAll(ctx context.Context, after Cursor, limit int) (Page, error)
 
 	// ReadCategory is ReadAll restricted to one category. A cursor from
-	// ReadAll or another category is refused with ErrInvalidPosition.
+	// ReadAll or another category is refused, like any malformed cursor,
+	// with an invalid_request error whose message names the position token.
 	ReadCategory(ctx context.Context, category string, after Cursor, limit int) (Page, error)
 }
 

@@ -167,7 +167,7 @@ func (s *Store) read(ctx context.Context, category string, after eventstore.Curs
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if pos > int64(len(s.events)) {
-		return eventstore.Page{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "invalid position token: it is beyond the end of the store")
+		return eventstore.Page{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "invalid position token: it is beyond the end of the store")
 	}
 	var page eventstore.Page
 	for i := pos; i < int64(len(s.events)) && len(page.Events) < limit; i++ {
@@ -213,15 +213,15 @@ func decodeCursor(c eventstore.Cursor, category string) (int64, error) {
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(string(c))
 	if err != nil || len(buf) < 3 || buf[0] != 'm' || int(buf[1]) > len(buf)-3 {
-		return 0, eventstore.Errorf(eventstore.CodeInvalidPosition, "invalid position token")
+		return 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "invalid position token")
 	}
 	n := int(buf[1])
 	if string(buf[2:2+n]) != category {
-		return 0, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token belongs to another read")
+		return 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token belongs to another read (of all events or another category)")
 	}
 	pos, m := binary.Uvarint(buf[2+n:])
 	if m <= 0 || 2+n+m != len(buf) || pos > 1<<62 {
-		return 0, eventstore.Errorf(eventstore.CodeInvalidPosition, "invalid position token")
+		return 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "invalid position token")
 	}
 	return int64(pos), nil
 }

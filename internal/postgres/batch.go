@@ -97,7 +97,7 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 			return nil, c, err
 		}
 		if !c.b.containedIn(now) {
-			return nil, c, eventstore.Errorf(eventstore.CodeInvalidPosition,
+			return nil, c, eventstore.Errorf(eventstore.CodeInvalidRequest,
 				"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 		}
 		slice := c.b.cut(cut)

@@ -60,15 +60,15 @@ func decodeCursor(s eventstore.Cursor, category string, epoch int64) (cursor, er
 	}
 	c, err := parseCursor(string(s))
 	if err != nil {
-		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "invalid position token: %v", err)
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "invalid position token: %v", err)
 	}
 	switch {
 	case c.category != category && category == "":
-		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token belongs to a read of category %s, not of all events", c.category)
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token belongs to a read of category %s, not of all events", c.category)
 	case c.category != category:
-		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token belongs to a read of %s, not of category %s", readName(c.category), category)
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token belongs to a read of %s, not of category %s", readName(c.category), category)
 	case c.epoch != epoch:
-		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidPosition, "the position token was issued before the store was re-baselined (epoch %d, now %d); read again from the beginning", c.epoch, epoch)
+		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token was issued before the store was re-baselined (epoch %d, now %d); read again from the beginning", c.epoch, epoch)
 	}
 	return c, nil
 }

@@ -105,7 +105,7 @@ func TestCursorRoundTrip(t *testing.T) {
 func TestCursorOfAnotherEpochIsRefused(t *testing.T) {
 	c := cursor{epoch: 1, a: origin, b: origin}
 	_, err := decodeCursor(c.encode(), "", 2)
-	if eventstore.ErrorCode(err) != eventstore.CodeInvalidPosition {
+	if eventstore.ErrorCode(err) != eventstore.CodeInvalidRequest {
 		t.Errorf("decodeCursor(epoch 1) in epoch 2 = %v, want invalid_position", err)
 	}
 }

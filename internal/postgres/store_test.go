@@ -262,7 +262,7 @@ func TestLogicalRestoreIsDetectedAndRebaselined(t *testing.T) {
 	if _, err := restored.Migrate(ctx, MigrateOptions{Rebaseline: true}); err != nil {
 		t.Fatalf("Migrate --rebaseline = %v", err)
 	}
-	if _, err := restored.ReadAll(ctx, oldPage.Next, 10); eventstore.ErrorCode(err) != eventstore.CodeInvalidPosition {
+	if _, err := restored.ReadAll(ctx, oldPage.Next, 10); eventstore.ErrorCode(err) != eventstore.CodeInvalidRequest {
 		t.Errorf("reading with a cursor from before the re-baseline = %v, want invalid_position", err)
 	}
 	storetest.MustAppend(t, restored, "Order-1", 4, storetest.Event("E", "after"))

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -547,7 +548,10 @@ func testBadCursors(t *testing.T, newStore NewStore) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := readPage(s, tt.category, tt.cursor, 10)
-			wantCode(t, fmt.Sprintf("read %q after %q", tt.category, tt.cursor), err, eventstore.CodeInvalidPosition)
+			wantCode(t, fmt.Sprintf("read %q after %q", tt.category, tt.cursor), err, eventstore.CodeInvalidRequest)
+			if err != nil && !strings.Contains(err.Error(), "position token") {
+				t.Errorf("error %q does not say the position token is at fault", err)
+			}
 		})
 	}
 }
