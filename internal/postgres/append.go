@@ -75,7 +75,7 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 	events = eventstore.AssignIDs(events)
 	for try := 1; ; try++ {
 		known := expected > 0 && s.versions.get(stream.String()) >= int64(expected)
-		res, err := appendIn(ctx, s.pool, stream, expected, known, events)
+		res, err := s.appendOnce(ctx, stream, expected, known, events)
 		if err == nil {
 			s.versions.saw(stream.String(), res.LastVersion)
 			return res, nil
@@ -97,6 +97,23 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 		}
 		return eventstore.AppendResult{}, s.conflictError(ctx, stream, expected, err)
 	}
+}
+
+// appendOnce runs the append on a connection of its own, so that if the
+// connection fails after the statement was sent, the outcome can be
+// settled with the server process that ran it (see settle).
+func (s *Store) appendOnce(ctx context.Context, stream eventstore.StreamID, expected eventstore.ExpectedVersion, known bool, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	b := backendOf(conn)
+	res, err := appendIn(ctx, conn, stream, expected, known, events)
+	conn.Release()
+	if err != nil && ambiguous(ctx, err) {
+		return s.settle(stream, events, b, err)
+	}
+	return res, err
 }
 
 func isConflict(err error) bool {

@@ -39,6 +39,9 @@ type Options struct {
 	// ConnectTimeout bounds each new connection; default 5s, so that an
 	// unreachable database fails requests quickly instead of hanging.
 	ConnectTimeout time.Duration
+	// SettleTimeout bounds how long an append whose connection failed
+	// after it was sent keeps asking whether it committed; default 15s.
+	SettleTimeout time.Duration
 	// SliceSize is the number of rows a snapshot-difference batch is cut
 	// into at most (a single larger transaction stays whole); default 1000.
 	SliceSize int
@@ -51,12 +54,13 @@ type Options struct {
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
 type Store struct {
-	pool      *pgxpool.Pool
-	schema    string
-	sliceSize int
-	log       *slog.Logger
-	epoch     atomic.Int64 // loaded by Check; cursors carry it
-	versions  *knownVersions
+	pool          *pgxpool.Pool
+	schema        string
+	sliceSize     int
+	log           *slog.Logger
+	epoch         atomic.Int64 // loaded by Check; cursors carry it
+	versions      *knownVersions
+	settleTimeout time.Duration
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -76,6 +80,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 5 * time.Second
 	}
+	if opts.SettleTimeout <= 0 {
+		opts.SettleTimeout = 15 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -94,16 +101,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
 	cfg.ConnConfig.RuntimeParams["application_name"] = "strata"
+	cfg.AfterConnect = recordBackend
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Store{
-		pool:      pool,
-		schema:    opts.Schema,
-		sliceSize: opts.SliceSize,
-		versions:  newKnownVersions(opts.KnownVersions),
-		log:       opts.Logger.With("component", "store"),
+		pool:          pool,
+		schema:        opts.Schema,
+		sliceSize:     opts.SliceSize,
+		versions:      newKnownVersions(opts.KnownVersions),
+		settleTimeout: opts.SettleTimeout,
+		log:           opts.Logger.With("component", "store"),
 	}
 	s.epoch.Store(1)
 	return s, nil

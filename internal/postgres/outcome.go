@@ -1,0 +1,155 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// When the connection fails after an append was sent — the server crashed
+// or restarted, the network broke, the request's deadline passed — the
+// append may have committed or not. Reporting a failure for events that were
+// stored would be a lie, so the store settles the outcome first: it makes
+// sure the server process that ran the append is gone (terminating it if it
+// still runs, so that it cannot commit later), then looks the event ids up.
+
+// backend identifies the server process behind a connection: its pid, and
+// its start time, which tells it from a later process with the same pid.
+type backend struct {
+	pid   uint32
+	start time.Time
+}
+
+const backendStartKey = "strata.backend_start"
+
+// recordBackend is the pool's AfterConnect hook: it notes the new
+// connection's server process start time.
+func recordBackend(ctx context.Context, c *pgx.Conn) error {
+	var start time.Time
+	err := c.QueryRow(ctx, "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&start)
+	if err != nil {
+		return fmt.Errorf("read backend start: %w", err)
+	}
+	c.PgConn().CustomData()[backendStartKey] = start
+	return nil
+}
+
+func backendOf(c *pgxpool.Conn) backend {
+	pg := c.Conn().PgConn()
+	start, _ := pg.CustomData()[backendStartKey].(time.Time)
+	return backend{pid: pg.PID(), start: start}
+}
+
+// ambiguous reports whether err leaves an append's outcome unknown: the
+// statement may have reached the server and the answer was lost.
+func ambiguous(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return false // the caller left; nobody waits for the answer
+	}
+	if pgconn.SafeToRetry(err) {
+		return false // nothing was sent
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !isUnavailable(err) {
+		return false // the server answered: the statement failed
+	}
+	return isUnavailable(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// OutcomeUnknownError reports an append whose connection failed after it
+// was sent, when the store could not learn within its settle timeout
+// whether it committed. The append was atomic: all of its events are
+// stored, or none. Retrying with the same event ids is safe and tells.
+type OutcomeUnknownError struct {
+	Stream  eventstore.StreamID
+	Timeout time.Duration
+	Cause   error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("the database connection failed during the append to %s and whether it committed could not be learned within %s "+
+		"(all of its events are stored or none is; retry with the same event ids, which is safe): %v", e.Stream, e.Timeout, e.Cause)
+}
+
+func (e *OutcomeUnknownError) Unwrap() error { return e.Cause }
+
+// ErrorCode returns unavailable.
+func (e *OutcomeUnknownError) ErrorCode() string { return eventstore.CodeUnavailable }
+
+// Is matches eventstore.ErrUnavailable.
+func (e *OutcomeUnknownError) Is(target error) bool { return eventstore.ErrUnavailable.Is(target) }
+
+// settle learns the outcome of an append that failed with cause after it
+// was sent on backend b. It returns the append's result when it committed,
+// an unavailable error when it certainly did not, and an
+// *OutcomeUnknownError when the database stays out of reach.
+func (s *Store) settle(stream eventstore.StreamID, events []eventstore.EventData, b backend, cause error) (eventstore.AppendResult, error) {
+	deadline := time.Now().Add(s.settleTimeout)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		res, settled, err := s.trySettle(stream, events, b, time.Until(deadline))
+		switch {
+		case settled && err == nil:
+			s.log.Info("an append whose connection failed had committed", "stream", stream.String(), "cause", cause)
+			return res, nil
+		case settled:
+			return eventstore.AppendResult{}, err
+		case time.Until(deadline) < wait:
+			s.log.Warn("could not learn whether an append committed", "stream", stream.String(), "cause", cause, "last_error", err)
+			return eventstore.AppendResult{}, &OutcomeUnknownError{Stream: stream, Timeout: s.settleTimeout, Cause: cause}
+		}
+		time.Sleep(wait)
+	}
+}
+
+// trySettle makes one attempt: settled is false when the database could not
+// be asked.
+func (s *Store) trySettle(stream eventstore.StreamID, events []eventstore.EventData, b backend, budget time.Duration) (eventstore.AppendResult, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(budget, 5*time.Second))
+	defer cancel()
+	if b.pid != 0 {
+		if err := s.endBackend(ctx, b); err != nil {
+			return eventstore.AppendResult{}, false, err
+		}
+	}
+	res, found, err := s.findStored(ctx, stream, events)
+	switch {
+	case err != nil && isUnavailable(err):
+		return eventstore.AppendResult{}, false, err
+	case err != nil:
+		return eventstore.AppendResult{}, true, err
+	case !found:
+		return eventstore.AppendResult{}, true, &unavailableError{cause: fmt.Errorf("the append to %s did not commit", stream)}
+	}
+	res.Replayed = false // this append stored them; its answer was only delayed
+	return res, true, nil
+}
+
+// endBackend terminates the server process b if it still runs and waits
+// until it is gone, after which its transaction is settled either way.
+func (s *Store) endBackend(ctx context.Context, b backend) error {
+	const alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2"
+	if _, err := s.pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2", int64(b.pid), b.start); err != nil {
+		return err
+	}
+	for {
+		var n int
+		if err := s.pool.QueryRow(ctx, alive, int64(b.pid), b.start).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
