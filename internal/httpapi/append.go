@@ -1,0 +1,300 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// appendRequest is the body of POST /v1/streams/{streamId}/events.
+// Fields are kept raw so that each can be checked with a precise error.
+type appendRequest struct {
+	ExpectedVersion json.RawMessage   `json:"expectedVersion"`
+	Events          []json.RawMessage `json:"events"`
+}
+
+type eventInput struct {
+	ID       *string         `json:"id"`
+	Type     *string         `json:"type"`
+	Data     json.RawMessage `json:"data"`
+	Metadata *metadataInput  `json:"metadata"`
+}
+
+type metadataInput struct {
+	CorrelationID string            `json:"correlationId"`
+	CausationID   string            `json:"causationId"`
+	UserID        string            `json:"userId"`
+	TenantID      string            `json:"tenantId"`
+	Custom        map[string]string `json:"custom"`
+}
+
+type appendResponse struct {
+	StreamID     string          `json:"streamId"`
+	FirstVersion int64           `json:"firstVersion"`
+	LastVersion  int64           `json:"lastVersion"`
+	Events       []appendedEvent `json:"events"`
+}
+
+type appendedEvent struct {
+	ID             eventstore.UUID `json:"id"`
+	Version        int64           `json:"version"`
+	GlobalPosition int64           `json:"globalPosition"`
+}
+
+func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token) (err error) {
+	outcome, nevents := outcomeRejected, 0
+	defer func() {
+		if err != nil {
+			outcome = appendOutcome(err)
+		}
+		s.metrics.appends.WithLabelValues(outcome).Inc()
+		s.metrics.events.WithLabelValues(outcome).Add(float64(nevents))
+	}()
+
+	stream, err := eventstore.ParseStreamID(r.PathValue("streamId"))
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	expected, inputs, err := parseAppend(body)
+	if err != nil {
+		return err
+	}
+	nevents = len(inputs)
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
+	defer cancel()
+	events := make([]eventstore.EventData, len(inputs))
+	for i, in := range inputs {
+		if events[i], err = s.event(ctx, in, tok); err != nil {
+			return &eventError{index: i, err: err}
+		}
+	}
+	start := time.Now()
+	res, err := s.store.Append(ctx, stream, expected, events)
+	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+
+	resp := appendResponse{StreamID: stream.String(), FirstVersion: res.FirstVersion, LastVersion: res.LastVersion}
+	for _, e := range res.Events {
+		resp.Events = append(resp.Events, appendedEvent{ID: e.ID, Version: e.Version, GlobalPosition: e.GlobalPosition})
+	}
+	status := http.StatusCreated
+	outcome = outcomeStored
+	if res.Replayed {
+		status, outcome = http.StatusOK, outcomeReplayed
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
+	writeJSON(w, status, resp)
+	return nil
+}
+
+func appendOutcome(err error) string {
+	switch eventstore.ErrorCode(err) {
+	case eventstore.CodeWrongExpectedVersion, eventstore.CodeDuplicateEventID:
+		return outcomeConflict
+	case eventstore.CodeUnavailable:
+		return outcomeUnavailable
+	case eventstore.CodeInternal:
+		return outcomeError
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return outcomeUnavailable
+	}
+	return outcomeRejected
+}
+
+// readBody reads the whole body, within the size limit, and checks that it
+// is UTF-8 (encoding/json would silently replace bad bytes).
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, eventstore.Errorf(eventstore.CodeTooLarge, "the request body is larger than %d bytes", tooLarge.Limit)
+	case err != nil:
+		return nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "reading the request body: %v", err)
+	case !utf8.Valid(body):
+		return nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "the request body is not valid UTF-8")
+	}
+	return body, nil
+}
+
+// parseAppend checks the body's shape: an object with an expected version
+// (absent means any) and 1 to 1000 events, each an object with a type, data
+// and optionally an id and metadata.
+func parseAppend(body []byte) (eventstore.ExpectedVersion, []eventInput, error) {
+	var req appendRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, "the body"))
+	}
+	expected, err := parseExpectedVersion(req.ExpectedVersion)
+	if err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case req.Events == nil:
+		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is required: an array of 1 to %d events", eventstore.MaxAppendEvents)
+	case len(req.Events) == 0:
+		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is empty: an append needs at least one event")
+	case len(req.Events) > eventstore.MaxAppendEvents:
+		return 0, nil, eventstore.Errorf(eventstore.CodeTooLarge, "an append may carry at most %d events; this one has %d", eventstore.MaxAppendEvents, len(req.Events))
+	}
+	inputs := make([]eventInput, len(req.Events))
+	for i, raw := range req.Events {
+		where := fmt.Sprintf("events[%d]", i)
+		if err := decodeStrict(raw, &inputs[i]); err != nil {
+			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, where))
+		}
+		switch in := inputs[i]; {
+		case in.Type == nil:
+			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s.type is required", where)
+		case len(in.Data) == 0 || string(in.Data) == "null":
+			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s.data is required: the event's fields as a JSON object", where)
+		}
+	}
+	return expected, inputs, nil
+}
+
+func parseExpectedVersion(raw json.RawMessage) (eventstore.ExpectedVersion, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return eventstore.Any, nil
+	}
+	v, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, eventstore.Errorf(eventstore.CodeInvalidExpectedVersion,
+			"expectedVersion must be a whole number: -1 (any), 0 (the stream must not exist), -2 (it must exist) or N >= 1; got %s", truncate(string(raw), 40))
+	}
+	return eventstore.ParseExpectedVersion(v)
+}
+
+// event checks one event and encodes its data with the type's schema.
+func (s *Server) event(ctx context.Context, in eventInput, tok Token) (eventstore.EventData, error) {
+	var e eventstore.EventData
+	if in.ID != nil {
+		id, err := eventstore.ParseUUID(*in.ID)
+		if err != nil {
+			return e, fieldError(".id", err)
+		}
+		if id.IsZero() {
+			return e, eventstore.Errorf(eventstore.CodeInvalidRequest, ".id: the nil UUID is not an event id; leave id out to have one made")
+		}
+		e.ID = id
+	}
+	if err := eventstore.ValidateTypeName(*in.Type); err != nil {
+		return e, fieldError(".type", err)
+	}
+	e.Type = *in.Type
+	if m := in.Metadata; m != nil {
+		e.Metadata = eventstore.Metadata{CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+			UserID: m.UserID, TenantID: m.TenantID, Custom: m.Custom}
+	}
+	if tok.Principal != "" {
+		e.Metadata.UserID = tok.Principal
+	}
+	fp, data, err := s.schemas.Encode(ctx, e.Type, in.Data)
+	if err != nil {
+		return e, err
+	}
+	e.Schema, e.Data = fp, data
+	return e, nil
+}
+
+// fieldError prefixes err's message with the field of the event.
+func fieldError(field string, err error) error {
+	return eventstore.Errorf(eventstore.ErrorCode(err), "%s: %s", field, err.Error())
+}
+
+func (e *eventError) message() string {
+	var v *eventstore.SchemaViolationError
+	if errors.As(e.err, &v) {
+		path := fmt.Sprintf("events[%d].data", e.index)
+		switch {
+		case v.Path == "":
+		case strings.HasPrefix(v.Path, "["):
+			path += v.Path
+		default:
+			path += "." + v.Path
+		}
+		return path + ": " + v.Reason
+	}
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, ".") {
+		return fmt.Sprintf("events[%d]%s", e.index, msg)
+	}
+	return fmt.Sprintf("events[%d]: %s", e.index, msg)
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// anything after the value.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("there is more after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("there is more after the JSON value")
+	}
+	return nil
+}
+
+// jsonProblem says what is wrong with the JSON at where, in a client's terms.
+func jsonProblem(err error, where string) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("%s is not valid JSON (at byte %d): %s", where, syntax.Offset, syntax.Error())
+	case errors.As(err, &typ):
+		field := where
+		if typ.Field != "" {
+			field += "." + typ.Field
+		}
+		return fmt.Sprintf("%s: want %s, got %s", field, jsonType(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("%s is empty or incomplete JSON", where)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Sprintf("%s has an %s", where, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return fmt.Sprintf("%s: %v", where, err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string", "ptr":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "slice":
+		return "an array"
+	case "int64", "int", "int32":
+		return "a whole number"
+	}
+	return kind
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

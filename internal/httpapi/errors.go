@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Codes of the HTTP layer itself, beside the store's.
+const (
+	codeNotFound         = "not_found"
+	codeMethodNotAllowed = "method_not_allowed"
+)
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	eventstore.CodeInvalidRequest:         http.StatusBadRequest,
+	eventstore.CodeInvalidStreamID:        http.StatusBadRequest,
+	eventstore.CodeInvalidExpectedVersion: http.StatusBadRequest,
+	eventstore.CodeUnauthenticated:        http.StatusUnauthorized,
+	eventstore.CodeForbidden:              http.StatusForbidden,
+	eventstore.CodeStreamNotFound:         http.StatusNotFound,
+	codeNotFound:                          http.StatusNotFound,
+	codeMethodNotAllowed:                  http.StatusMethodNotAllowed,
+	eventstore.CodeWrongExpectedVersion:   http.StatusConflict,
+	eventstore.CodeDuplicateEventID:       http.StatusConflict,
+	eventstore.CodeTooLarge:               http.StatusRequestEntityTooLarge,
+	eventstore.CodeUnknownEventType:       http.StatusUnprocessableEntity,
+	eventstore.CodeSchemaViolation:        http.StatusUnprocessableEntity,
+	eventstore.CodeUnavailable:            http.StatusServiceUnavailable,
+	eventstore.CodeInternal:               http.StatusInternalServerError,
+}
+
+// errorBody is the contract's error object, with the details of the
+// typed errors that have them.
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"requestId,omitempty"`
+
+	Expected *int64 `json:"expected,omitempty"` // wrong_expected_version
+	Actual   *int64 `json:"actual,omitempty"`
+	ID       string `json:"id,omitempty"` // duplicate_event_id
+	StreamID string `json:"streamId,omitempty"`
+	Path     string `json:"path,omitempty"` // schema_violation
+	Event    *int   `json:"event,omitempty"`
+}
+
+// eventError ties an error to the index of the event of an append that
+// caused it.
+type eventError struct {
+	index int
+	err   error
+}
+
+func (e *eventError) Error() string { return e.message() }
+func (e *eventError) Unwrap() error { return e.err }
+
+// describe turns an error into its status and body. Messages of internal
+// errors are not shown to clients.
+func describe(err error) (int, errorBody) {
+	code := eventstore.ErrorCode(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = eventstore.CodeUnavailable
+	case errors.Is(err, context.Canceled):
+		code = eventstore.CodeUnavailable
+	}
+	body := errorBody{Code: code, Message: err.Error()}
+	status, ok := statusOf[code]
+	if !ok || code == eventstore.CodeInternal {
+		return http.StatusInternalServerError, errorBody{Code: eventstore.CodeInternal, Message: "internal error; the request id is in the log"}
+	}
+	if code == eventstore.CodeUnavailable && errors.Is(err, context.DeadlineExceeded) {
+		body.Message = "the database did not answer in time; nothing was stored"
+	}
+
+	var wrong *eventstore.WrongExpectedVersionError
+	var dup *eventstore.DuplicateEventIDError
+	var violation *eventstore.SchemaViolationError
+	var ev *eventError
+	switch {
+	case errors.As(err, &wrong):
+		expected, actual := int64(wrong.Expected), wrong.Actual
+		body.Expected, body.Actual = &expected, &actual
+		body.Message = wrong.Error()
+	case errors.As(err, &dup):
+		body.ID, body.StreamID = dup.ID.String(), dup.Stream.String()
+		body.Message = dup.Error()
+	case errors.As(err, &violation):
+		body.Path = violation.Path
+	}
+	if errors.As(err, &ev) {
+		i := ev.index
+		body.Event = &i
+	}
+	return status, body
+}
+
+// writeJSON writes v with the status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"could not encode the response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
