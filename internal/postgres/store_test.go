@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
@@ -270,5 +271,24 @@ func TestLogicalRestoreIsDetectedAndRebaselined(t *testing.T) {
 	want := "[Order-1@1 Order-1@2 Order-1@3 Order-1@4 Order-1@5]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("after the re-baseline read %v, want %s", got, want)
+	}
+}
+
+func TestThePoolCollectorReportsThePool(t *testing.T) {
+	s := newStore(t, Options{MaxConns: 7})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if got["strata_db_pool_max_connections"] != 7 || got["strata_db_pool_acquires_total"] < 1 || got["strata_db_pool_connections"] < 1 {
+		t.Errorf("pool metrics = %v, want max 7, at least one acquisition and one connection", got)
 	}
 }

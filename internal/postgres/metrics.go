@@ -1,0 +1,40 @@
+package postgres
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// poolCollector exports the connection pool's figures, read when scraped.
+type poolCollector struct {
+	s                                   *Store
+	conns, max, acquires, empty, waited *prometheus.Desc
+}
+
+// Collector returns a Prometheus collector of the store's connection pool:
+// connections by state, the maximum, acquisitions, those that had to wait
+// for a connection, and the time spent waiting.
+func (s *Store) Collector() prometheus.Collector {
+	return &poolCollector{
+		s:        s,
+		conns:    prometheus.NewDesc("strata_db_pool_connections", "Connections in the store's pool, by state.", []string{"state"}, nil),
+		max:      prometheus.NewDesc("strata_db_pool_max_connections", "The most connections the store's pool opens.", nil, nil),
+		acquires: prometheus.NewDesc("strata_db_pool_acquires_total", "Connections taken from the pool.", nil, nil),
+		empty:    prometheus.NewDesc("strata_db_pool_empty_acquires_total", "Acquisitions that found no idle connection and waited or opened one.", nil, nil),
+		waited:   prometheus.NewDesc("strata_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection.", nil, nil),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.conns, c.max, c.acquires, c.empty, c.waited} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.ConstructingConns()), "constructing")
+	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(st.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.empty, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, st.AcquireDuration().Seconds())
+}
