@@ -1,0 +1,469 @@
+package registry
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Source is where a Catalog loads schemas from: the embedded *Registry or
+// an external registry's *Client.
+type Source interface {
+	// Generation returns a number that changes whenever a schema is
+	// registered, so that a refresh can skip reloading; 0 means the source
+	// cannot tell, and every refresh reloads.
+	Generation(ctx context.Context) (int64, error)
+	// Schemas returns every version of every subject.
+	Schemas(ctx context.Context) ([]SubjectSchema, error)
+	// SchemaByID returns a schema by its registry id, for ids that no
+	// subject lists (an external registry's deleted subjects).
+	SchemaByID(ctx context.Context, id int) (SubjectSchema, error)
+}
+
+var (
+	_ Source = (*Registry)(nil)
+	_ Source = (*Client)(nil)
+)
+
+// Defaults for CatalogOptions.
+const (
+	DefaultRefreshInterval = 2 * time.Second
+	DefaultMinRefreshGap   = time.Second
+)
+
+// CatalogOptions configures a Catalog. The zero value gives the defaults.
+type CatalogOptions struct {
+	// RefreshInterval is how often Run reloads from the source, which is
+	// how soon a schema registered by another process is used; default 2s.
+	RefreshInterval time.Duration
+	// MinRefreshGap is the least time between two reloads caused by
+	// misses (an unknown event type, fingerprint or id), so that a flood
+	// of them cannot hammer the registry; default 1s.
+	MinRefreshGap time.Duration
+	Logger        *slog.Logger
+}
+
+// Catalog is the writer's, relay's and projector's view of the registry:
+// it maps an event type (a record's simple name) to its subject and latest
+// schema, a stored fingerprint or a registry id to its schema, and caches
+// one compiled resolver per writer/reader pair.
+//
+// It loads everything from its Source at once and serves from an immutable
+// snapshot: known types, fingerprints and ids cost a map look-up, without
+// a lock or an allocation of the Catalog's own. Run reloads every few
+// seconds; a miss reloads at once, at most once per MinRefreshGap; a
+// registration through the embedded Registry reloads before it returns.
+// Safe for concurrent use.
+type Catalog struct {
+	src  Source
+	opts CatalogOptions
+	log  *slog.Logger
+
+	snap        atomic.Pointer[snapshot]
+	lastAttempt atomic.Int64 // UnixNano of the last reload's start
+	failed      atomic.Pointer[error]
+
+	refreshMu sync.Mutex           // one reload at a time
+	parsed    map[int]*avro.Schema // by registry id; under refreshMu
+	resMu     sync.RWMutex         // guards resolvers and extra
+	resolvers map[[2]uint64]*avro.Resolver
+	extra     map[int]*schemaEntry // schemas fetched by id alone
+
+	unsubscribe func()
+}
+
+type snapshot struct {
+	gen   int64
+	types map[string]*typeEntry
+	byID  map[int]*schemaEntry
+	byFP  map[eventstore.Fingerprint]*schemaEntry
+}
+
+type schemaEntry struct {
+	id     int
+	fp     eventstore.Fingerprint
+	schema *avro.Schema
+}
+
+type typeEntry struct {
+	subject string
+	version int
+	latest  *schemaEntry
+	// upcast holds, for each earlier version of the subject, the resolver
+	// of its data into the latest schema.
+	upcast map[eventstore.Fingerprint]*avro.Resolver
+}
+
+// NewCatalog returns a Catalog over src. It loads nothing yet: call Run,
+// or Refresh. When src is a *Registry, the Catalog sees that Registry's
+// registrations at once (Close ends that).
+func NewCatalog(src Source, opts CatalogOptions) *Catalog {
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = DefaultRefreshInterval
+	}
+	if opts.MinRefreshGap <= 0 {
+		opts.MinRefreshGap = DefaultMinRefreshGap
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Catalog{src: src, opts: opts, log: opts.Logger.With("component", "catalog"),
+		parsed: map[int]*avro.Schema{}, resolvers: map[[2]uint64]*avro.Resolver{}, extra: map[int]*schemaEntry{}}
+	c.snap.Store(&snapshot{gen: -1})
+	if reg, ok := src.(*Registry); ok {
+		c.unsubscribe = reg.Subscribe(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("reload after a registration failed", "err", err)
+			}
+		})
+	}
+	return c
+}
+
+// Close stops the Catalog following its Registry's registrations. Run and
+// the look-ups keep working.
+func (c *Catalog) Close() {
+	if c.unsubscribe != nil {
+		c.unsubscribe()
+	}
+}
+
+// Run loads the catalog, then reloads it every RefreshInterval until ctx
+// is done; it returns nil then. A failed reload is logged and the last
+// good snapshot stays in use.
+func (c *Catalog) Run(ctx context.Context) error {
+	t := time.NewTicker(c.opts.RefreshInterval)
+	defer t.Stop()
+	for {
+		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("schema catalog reload failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Refresh reloads the catalog from its source now, unless the source's
+// generation shows nothing changed. On failure the previous snapshot stays.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	return c.reload(ctx)
+}
+
+// reload runs under refreshMu.
+func (c *Catalog) reload(ctx context.Context) (err error) {
+	c.lastAttempt.Store(time.Now().UnixNano())
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("schema catalog: %w", err)
+			c.failed.Store(&err)
+		} else {
+			c.failed.Store(nil)
+		}
+	}()
+	gen, err := c.src.Generation(ctx)
+	if err != nil {
+		return err
+	}
+	if gen != 0 && gen == c.snap.Load().gen {
+		return nil
+	}
+	all, err := c.src.Schemas(ctx)
+	if err != nil {
+		return err
+	}
+	c.snap.Store(c.build(gen, all))
+	return nil
+}
+
+// build makes a snapshot of all, parsing each schema once per Catalog.
+func (c *Catalog) build(gen int64, all []SubjectSchema) *snapshot {
+	s := &snapshot{gen: gen, types: map[string]*typeEntry{}, byID: map[int]*schemaEntry{}, byFP: map[eventstore.Fingerprint]*schemaEntry{}}
+	slices.SortFunc(all, func(a, b SubjectSchema) int {
+		return cmp.Or(cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Version, b.Version))
+	})
+	ambiguous := map[string]bool{}
+	for i, v := range all {
+		e := s.byID[v.ID]
+		if e == nil {
+			sc, err := c.parse(v)
+			if err != nil {
+				c.log.Warn("schema skipped: it does not parse", "subject", v.Subject, "version", v.Version, "id", v.ID, "err", err)
+				continue
+			}
+			e = &schemaEntry{id: v.ID, fp: eventstore.Fingerprint(sc.Fingerprint()), schema: sc}
+			s.byID[v.ID] = e
+			if old := s.byFP[e.fp]; old == nil || old.id > e.id {
+				s.byFP[e.fp] = e
+			}
+		}
+		if i+1 < len(all) && all[i+1].Subject == v.Subject {
+			continue // not the subject's latest version
+		}
+		name := eventType(v.Subject, e.schema)
+		if name == "" {
+			continue
+		}
+		if _, taken := s.types[name]; taken || ambiguous[name] {
+			// Only an external registry can hold this: the embedded one
+			// refuses the second subject.
+			c.log.Warn("event type ignored: several subjects hold records of that name", "type", name, "subject", v.Subject)
+			delete(s.types, name)
+			ambiguous[name] = true
+			continue
+		}
+		s.types[name] = &typeEntry{subject: v.Subject, version: v.Version, latest: e}
+	}
+	for _, t := range s.types {
+		t.upcast = map[eventstore.Fingerprint]*avro.Resolver{}
+		for _, v := range all {
+			if w := s.byID[v.ID]; v.Subject == t.subject && w != nil && w.fp != t.latest.fp {
+				if res, err := c.resolver(w.schema, t.latest.schema); err == nil {
+					t.upcast[w.fp] = res
+				}
+			}
+		}
+	}
+	return s
+}
+
+func (c *Catalog) parse(v SubjectSchema) (*avro.Schema, error) {
+	if s, ok := c.parsed[v.ID]; ok {
+		return s, nil
+	}
+	s, err := avro.ParseAny(v.Schema)
+	if err != nil {
+		return nil, err
+	}
+	c.parsed[v.ID] = s
+	return s, nil
+}
+
+// resolver returns the cached resolver of writer's data into reader's
+// shape, compiling it on first use.
+func (c *Catalog) resolver(writer, reader *avro.Schema) (*avro.Resolver, error) {
+	key := [2]uint64{writer.Fingerprint(), reader.Fingerprint()}
+	c.resMu.RLock()
+	res, ok := c.resolvers[key]
+	c.resMu.RUnlock()
+	if ok {
+		return res, nil
+	}
+	res, err := avro.NewResolver(writer, reader)
+	if err != nil {
+		return nil, err
+	}
+	c.resMu.Lock()
+	c.resolvers[key] = res
+	c.resMu.Unlock()
+	return res, nil
+}
+
+// miss reloads after a look-up missed, unless a reload started less than
+// MinRefreshGap ago; either way it waits for a reload in progress, whose
+// result the look-up may be waiting for. It returns the last reload's
+// error, if it failed, so that a registry that cannot be reached is
+// reported as such rather than as an unknown type.
+func (c *Catalog) miss(ctx context.Context) error {
+	c.refreshMu.Lock()
+	if time.Since(time.Unix(0, c.lastAttempt.Load())) >= c.opts.MinRefreshGap {
+		c.reload(ctx)
+	}
+	c.refreshMu.Unlock()
+	if p := c.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Catalog) eventType(ctx context.Context, typ string) (*typeEntry, error) {
+	if t := c.snap.Load().types[typ]; t != nil {
+		return t, nil
+	}
+	if err := c.miss(ctx); err != nil {
+		return nil, err
+	}
+	if t := c.snap.Load().types[typ]; t != nil {
+		return t, nil
+	}
+	return nil, eventstore.Errorf(eventstore.CodeUnknownEventType,
+		"unknown event type %q: no schema is registered for a record of that name (the subject is the record's full name)", typ)
+}
+
+func (c *Catalog) byFingerprint(ctx context.Context, fp eventstore.Fingerprint) (*schemaEntry, error) {
+	if e := c.snap.Load().byFP[fp]; e != nil {
+		return e, nil
+	}
+	if err := c.miss(ctx); err != nil {
+		return nil, err
+	}
+	if e := c.snap.Load().byFP[fp]; e != nil {
+		return e, nil
+	}
+	return nil, errorf(CodeSchemaNotFound, "no schema with fingerprint %s is registered", fp)
+}
+
+func (c *Catalog) byID(ctx context.Context, id int) (*schemaEntry, error) {
+	if e := c.snap.Load().byID[id]; e != nil {
+		return e, nil
+	}
+	c.resMu.RLock()
+	e := c.extra[id]
+	c.resMu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	if err := c.miss(ctx); err != nil {
+		return nil, err
+	}
+	if e := c.snap.Load().byID[id]; e != nil {
+		return e, nil
+	}
+	ss, err := c.src.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := avro.ParseAny(ss.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("schema %d: %w", id, err)
+	}
+	e = &schemaEntry{id: id, fp: eventstore.Fingerprint(sc.Fingerprint()), schema: sc}
+	c.resMu.Lock()
+	c.extra[id] = e
+	c.resMu.Unlock()
+	return e, nil
+}
+
+// Encode validates natural JSON data for event type typ against the type's
+// latest schema and returns the schema's fingerprint and the Avro binary.
+// Errors: an *eventstore.Error with code unknown_event_type, an
+// *eventstore.SchemaViolationError{Type, Path, Reason} (Path like
+// "items[2].price"), or an error coded unavailable when the registry
+// cannot be reached to look up a type this Catalog does not know.
+func (c *Catalog) Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
+	t, err := c.eventType(ctx, typ)
+	if err != nil {
+		return 0, nil, err
+	}
+	bin, err := t.latest.schema.FromJSON(data)
+	if err != nil {
+		var ve *avro.ValidationError
+		if errors.As(err, &ve) {
+			return 0, nil, &eventstore.SchemaViolationError{Type: typ, Path: ve.Path, Reason: ve.Message}
+		}
+		return 0, nil, &eventstore.SchemaViolationError{Type: typ, Reason: err.Error()}
+	}
+	return t.latest.fp, bin, nil
+}
+
+// Decode returns stored data (written with the schema of fingerprint fp)
+// as natural JSON upcast to the type's latest schema, and the registry id
+// of the schema it was written with. Data of a type that is no event type
+// (any more) is returned in its writer's shape. Errors: a *Error with
+// CodeSchemaNotFound for an unknown fingerprint, an error coded
+// unavailable when the registry cannot be reached, and a decoding error
+// (errors.Is avro.ErrDecode) for data that does not fit its schema.
+func (c *Catalog) Decode(ctx context.Context, typ string, fp eventstore.Fingerprint, data []byte) (json.RawMessage, int, error) {
+	w, err := c.byFingerprint(ctx, fp)
+	if err != nil {
+		return nil, 0, err
+	}
+	t := c.snap.Load().types[typ]
+	if t == nil || t.latest.fp == fp {
+		out, err := w.schema.ToJSON(data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("decode %s written with schema %d: %w", typ, w.id, err)
+		}
+		return out, w.id, nil
+	}
+	res := t.upcast[fp]
+	if res == nil {
+		if res, err = c.resolver(w.schema, t.latest.schema); err != nil {
+			return nil, 0, fmt.Errorf("read %s written with schema %d as its latest schema %d: %w", typ, w.id, t.latest.id, err)
+		}
+	}
+	out, err := res.ToJSON(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode %s written with schema %d: %w", typ, w.id, err)
+	}
+	return out, w.id, nil
+}
+
+// SchemaID returns the registry id of the schema with fingerprint fp: what
+// the relay puts in the Confluent wire format. Errors as for Decode.
+func (c *Catalog) SchemaID(ctx context.Context, fp eventstore.Fingerprint) (int, error) {
+	e, err := c.byFingerprint(ctx, fp)
+	if err != nil {
+		return 0, err
+	}
+	return e.id, nil
+}
+
+// WireResolver returns the resolver that reads data written with registry
+// id (the schema id of a Confluent wire-format record) as the latest schema
+// of event type readerType, or in the writer's own shape when readerType is
+// "". It is compiled once and cached. Errors: CodeSchemaNotFound for an
+// unknown id, unknown_event_type, unavailable, and an
+// *avro.CompatibilityError when the reader cannot read the writer's data.
+func (c *Catalog) WireResolver(ctx context.Context, id int, readerType string) (*avro.Resolver, error) {
+	w, err := c.byID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	reader := w.schema
+	if readerType != "" {
+		t, err := c.eventType(ctx, readerType)
+		if err != nil {
+			return nil, err
+		}
+		reader = t.latest.schema
+	}
+	return c.resolver(w.schema, reader)
+}
+
+// DecodeWire decodes a wire record's data, written with registry id, into
+// native Go values (see avro.Schema.Decode) in the shape of readerType's
+// latest schema ("" for the writer's own). Errors as for WireResolver, and
+// decoding errors.
+func (c *Catalog) DecodeWire(ctx context.Context, id int, data []byte, readerType string) (any, error) {
+	res, err := c.WireResolver(ctx, id, readerType)
+	if err != nil {
+		return nil, err
+	}
+	return res.Decode(data)
+}
+
+// DecodeWireJSON is DecodeWire giving natural JSON.
+func (c *Catalog) DecodeWireJSON(ctx context.Context, id int, data []byte, readerType string) (json.RawMessage, error) {
+	res, err := c.WireResolver(ctx, id, readerType)
+	if err != nil {
+		return nil, err
+	}
+	return res.ToJSON(data)
+}
+
+// Subject returns the subject and latest version of event type typ, for
+// messages and diagnostics. Errors as for Encode.
+func (c *Catalog) Subject(ctx context.Context, typ string) (subject string, version int, err error) {
+	t, err := c.eventType(ctx, typ)
+	if err != nil {
+		return "", 0, err
+	}
+	return t.subject, t.version, nil
+}
