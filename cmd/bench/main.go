@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full"}
+var groups = []string{"append", "read", "full", "avro"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"append": benchAppends,
 		"read":   benchStreamRead,
 		"full":   benchFullStore,
+		"avro":   benchAvro,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)
