@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	reg "github.com/strata-events/strata/internal/registry"
 )
 
 const (
@@ -21,7 +23,7 @@ func TestTheAuthMatrix(t *testing.T) {
 		registryCalls = append(registryCalls, r.Method+" "+r.URL.Path)
 		w.WriteHeader(http.StatusOK)
 	})
-	a := newAPI(t, Options{Registry: registry, Tokens: []Token{
+	a := newAPI(t, Options{Registry: registry, RegistryIsWrite: reg.IsWrite, Tokens: []Token{
 		{Secret: readerToken, Role: RoleReader}, {Secret: writerToken, Role: RoleWriter}, {Secret: adminToken, Role: RoleAdmin},
 	}})
 	if r := a.do("POST", "/v1/streams/Order-1/events", appendBody(-1, orderCreated), "Authorization", "Bearer "+writerToken); r.status != 201 {

@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +52,9 @@ type Options struct {
 	// Registry, when set, is served under /registry: reads with the
 	// reader role, registrations and settings with admin.
 	Registry http.Handler
+	// RegistryIsWrite tells the registry's writes from its reads (some
+	// reads are POSTs); nil counts every method but GET and HEAD a write.
+	RegistryIsWrite func(*http.Request) bool
 	// MaxBodyBytes bounds a request body; default 4 MiB.
 	MaxBodyBytes int64
 	// Timeout bounds each request's work against the store; default 10s.
@@ -117,7 +119,7 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	})
 	if opts.Registry != nil {
 		registry := http.StripPrefix("/registry", opts.Registry)
-		s.handleRoles("/registry/", "registry", registryRole, func(w http.ResponseWriter, r *http.Request, _ Token) error {
+		s.handleRoles("/registry/", "registry", s.registryRole, func(w http.ResponseWriter, r *http.Request, _ Token) error {
 			registry.ServeHTTP(w, r)
 			return nil
 		})
@@ -141,18 +143,17 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	return s
 }
 
-// registryRole: registrations and settings need admin; the look-up and
-// compatibility checks are POSTs that change nothing, so readers may.
-func registryRole(r *http.Request) Role {
-	switch {
-	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		return RoleReader
-	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/registry/compatibility/"):
-		return RoleReader
-	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/registry/subjects/") && !strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/versions"):
-		return RoleReader // POST /subjects/{subject}: look up a schema
+// registryRole gives the registry's writes to admins and its reads to
+// readers.
+func (s *Server) registryRole(r *http.Request) Role {
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if s.opts.RegistryIsWrite != nil {
+		write = s.opts.RegistryIsWrite(r)
 	}
-	return RoleAdmin
+	if write {
+		return RoleAdmin
+	}
+	return RoleReader
 }
 
 // Handler returns the API's handler.

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-events/strata/internal/config"
+	"github.com/strata-events/strata/internal/httpapi"
+	"github.com/strata-events/strata/internal/postgres"
+	"github.com/strata-events/strata/internal/registry"
+)
+
+var serveCommand = config.Command{
+	Name: "writer serve",
+	Summary: `Serves the HTTP API: appends and reads of streams, categories and $all, the
+schema registry at /registry (unless STRATA_REGISTRY_URL names an external one),
+/healthz, /readyz and /metrics.
+
+Without STRATA_API_TOKENS nobody is authenticated, so the writer then refuses to
+listen on anything but a loopback address unless STRATA_ALLOW_UNAUTHENTICATED=true.
+On SIGINT or SIGTERM it stops taking requests, finishes those in flight (appends
+are atomic: none is ever half-stored) and exits.`,
+	Settings: []config.Setting{
+		config.DatabaseURL, config.DatabaseSchema, config.HTTPAddr, config.RegistryURL,
+		config.APITokens, config.AllowUnauthenticated, config.LogLevel, config.LogFormat,
+	},
+}
+
+// shutdownGrace bounds how long in-flight requests may take to finish.
+const shutdownGrace = 15 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var requestTimeout time.Duration
+	var maxBody int64
+	cmd := serveCommand
+	cmd.Flags = func(fs *flag.FlagSet) {
+		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
+		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
+	}
+	cfg, rest, err := config.Load(cmd, args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", strings.Join(rest, " "))
+	}
+	if len(cfg.APITokens) == 0 && !config.IsLoopback(cfg.HTTPAddr) && !cfg.AllowUnauthenticated {
+		return fmt.Errorf("refusing to serve %s without authentication: set STRATA_API_TOKENS, listen on a loopback address, "+
+			"or set STRATA_ALLOW_UNAUTHENTICATED=true", cfg.HTTPAddr)
+	}
+	log := cfg.Logger(stderr).With("service", "writer")
+
+	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Check(ctx); err != nil {
+		return err
+	}
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.Collector())
+
+	var source registry.Source
+	var registryHandler http.Handler
+	if cfg.RegistryURL != "" {
+		client, err := registry.NewClient(cfg.RegistryURL, registry.ClientOptions{})
+		if err != nil {
+			return err
+		}
+		source = client
+	} else {
+		reg := registry.New(postgres.NewRegistryStore(store), registry.Options{Logger: log})
+		source, registryHandler = reg, registry.NewHandler(reg, log)
+	}
+	catalog := registry.NewCatalog(source, registry.CatalogOptions{Logger: log})
+	defer catalog.Close()
+
+	api := httpapi.New(store, catalog, httpapi.Options{
+		Tokens:          tokens(cfg.APITokens),
+		Registry:        registryHandler,
+		RegistryIsWrite: registry.IsWrite,
+		MaxBodyBytes:    maxBody,
+		Timeout:         requestTimeout,
+		Ready:           store.Ping,
+		Metrics:         metrics,
+		Logger:          log,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "writer listening on http://%s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "config", cfg, "registry", registryKind(cfg))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error { return catalog.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: finishing requests in flight", "grace", shutdownGrace)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+func tokens(ts []config.Token) []httpapi.Token {
+	out := make([]httpapi.Token, len(ts))
+	for i, t := range ts {
+		role, _ := httpapi.ParseRole(t.Role) // config checked the role
+		out[i] = httpapi.Token{Secret: t.Secret, Role: role, Principal: t.Principal}
+	}
+	return out
+}
+
+func registryKind(cfg *config.Config) string {
+	if cfg.RegistryURL != "" {
+		return "external " + cfg.RegistryURL
+	}
+	return "embedded at /registry"
+}
