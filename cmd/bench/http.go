@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // writerProcess is a `writer serve` started for a benchmark.
@@ -85,29 +84,24 @@ func (w *writerProcess) stop() {
 }
 
 // httpAppendOp appends one OrderItemAdded per request to the worker's
-// stream at its exact version, as a service would.
-func httpAppendOp(client *http.Client, base string, st *streamsOf) op {
+// stream at its exact version, as a service would, each worker on a
+// keep-alive connection of its own.
+func httpAppendOp(clients []*leanClient, st *streamsOf) op {
+	prefix := []byte(`{"expectedVersion": `)
+	suffix := []byte(fmt.Sprintf(`, "events": [{"type": "OrderItemAdded", "data": {"orderId": "a1b2c3d4",
+		"itemId": "widget-x", "quantity": 2, "price": 15.99, "timestamp": "2023-10-27T10:01:30Z"},
+		"metadata": {"correlationId": %q, "causationId": %q}}]}`, benchEvent.Metadata.CorrelationID, benchEvent.Metadata.CausationID))
 	return func(ctx context.Context, w int) (int, error) {
-		body := fmt.Sprintf(`{"expectedVersion": %d, "events": [{"type": "OrderItemAdded", "data": {"orderId": "a1b2c3d4",
-			"itemId": "widget-x", "quantity": 2, "price": 15.99, "timestamp": "2023-10-27T10:01:30Z"},
-			"metadata": {"correlationId": %q, "causationId": %q}}]}`,
-			st.versions[w], benchEvent.Metadata.CorrelationID, benchEvent.Metadata.CausationID)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/streams/"+st.ids[w].String()+"/events", strings.NewReader(body))
+		body := append(strconv.AppendInt(append([]byte{}, prefix...), st.versions[w], 10), suffix...)
+		status, resp, err := clients[w].post("/v1/streams/"+st.ids[w].String()+"/events", body)
 		if err != nil {
 			return 0, err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusCreated {
-			return 0, fmt.Errorf("append: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+		if status != http.StatusCreated {
+			return 0, fmt.Errorf("append: %d %s", status, bytes.TrimSpace(resp))
 		}
 		var res struct{ LastVersion int64 }
-		if err := json.Unmarshal(b, &res); err != nil {
+		if err := json.Unmarshal(resp, &res); err != nil {
 			return 0, err
 		}
 		st.versions[w] = res.LastVersion
@@ -131,11 +125,17 @@ func benchHTTP(ctx context.Context, url string, cfg benchConfig, t *table, log i
 	defer writer.stop()
 
 	const workers = 64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}, Timeout: 30 * time.Second}
+	clients := make([]*leanClient, workers)
+	for i := range clients {
+		if clients[i], err = dialLean(writer.addr); err != nil {
+			return err
+		}
+		defer clients[i].close()
+	}
 	name := fmt.Sprintf("HTTP append 1 event, %d clients (events/s)", workers)
 	fmt.Fprintf(log, "  %s ...\n", name)
 	p, err := compare(ctx, cfg.rounds, workers, cfg.duration,
-		httpAppendOp(client, writer.addr, newStreams("http", workers)), rawInsertOp(s, newStreams("http", workers), 1))
+		httpAppendOp(clients, newStreams("http", workers)), rawInsertOp(s, newStreams("http", workers), 1))
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg benchConfig
 	var only string
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each measured round")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of each comparison, alternating ours and the baseline")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds of each comparison, alternating ours and the baseline")
 	fs.IntVar(&cfg.fill, "fill", 5_000_000, "events stored before the full-store comparison")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process to this file")
 	fs.StringVar(&only, "only", strings.Join(groups, ","), "comma-separated groups to run: "+strings.Join(groups, ", "))

@@ -44,10 +44,13 @@ const shutdownGrace = 15 * time.Second
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var requestTimeout time.Duration
 	var maxBody int64
+	var groupSlots int
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
+		fs.IntVar(&groupSlots, "group-slots", postgres.DefaultGroupSlots,
+			"group commit: statements storing groups of single-event appends at once (more for a database server of many cores; -1 turns it off)")
 	}
 	cfg, rest, err := config.Load(cmd, args, getenv, stdout)
 	if err != nil {
@@ -62,7 +65,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := cfg.Logger(stderr).With("service", "writer")
 
-	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Logger: log})
+	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, GroupSlots: groupSlots, Logger: log})
 	if err != nil {
 		return err
 	}

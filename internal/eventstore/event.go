@@ -105,12 +105,15 @@ func ValidateAppend(stream StreamID, expected ExpectedVersion, events []EventDat
 	case len(events) > MaxAppendEvents:
 		return Errorf(CodeTooLarge, "an append may carry at most %d events; this one has %d", MaxAppendEvents, len(events))
 	}
-	seen := make(map[UUID]int, len(events))
+	var seen map[UUID]int // ids of the events before, for appends of more than one
+	if len(events) > 1 {
+		seen = make(map[UUID]int, len(events))
+	}
 	for i, e := range events {
 		if err := ValidateTypeName(e.Type); err != nil {
 			return Errorf(CodeInvalidRequest, "events[%d].type: %s", i, err.(*Error).Message)
 		}
-		if e.ID.IsZero() {
+		if e.ID.IsZero() || seen == nil {
 			continue
 		}
 		if j, dup := seen[e.ID]; dup {

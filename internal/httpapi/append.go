@@ -16,9 +16,16 @@ import (
 	"github.com/strata-events/strata/internal/eventstore"
 )
 
-// appendRequest is the body of POST /v1/streams/{streamId}/events.
-// Fields are kept raw so that each can be checked with a precise error.
+// appendRequest is the body of POST /v1/streams/{streamId}/events, as
+// decoded in one pass.
 type appendRequest struct {
+	ExpectedVersion json.RawMessage `json:"expectedVersion"`
+	Events          []eventInput    `json:"events"`
+}
+
+// appendRequestRaw is the same body with the events kept raw, to find which
+// event a malformed body goes wrong in.
+type appendRequestRaw struct {
 	ExpectedVersion json.RawMessage   `json:"expectedVersion"`
 	Events          []json.RawMessage `json:"events"`
 }
@@ -122,7 +129,21 @@ func appendOutcome(err error) string {
 // readBody reads the whole body, within the size limit, and checks that it
 // is UTF-8 (encoding/json would silently replace bad bytes).
 func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n < 1<<30 {
+		// The size is known: read it into a buffer of that size, and
+		// check that nothing follows (MaxBytesReader bounds n anyway).
+		body = make([]byte, n)
+		if _, err = io.ReadFull(r.Body, body); err == nil {
+			var extra [1]byte
+			if k, _ := r.Body.Read(extra[:]); k > 0 {
+				err = errors.New("the body is longer than its Content-Length")
+			}
+		}
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -137,11 +158,12 @@ func readBody(r *http.Request) ([]byte, error) {
 
 // parseAppend checks the body's shape: an object with an expected version
 // (absent means any) and 1 to 1000 events, each an object with a type, data
-// and optionally an id and metadata.
+// and optionally an id and metadata. It decodes in one pass; only a body
+// that fails is decoded again, event by event, to say where.
 func parseAppend(body []byte) (eventstore.ExpectedVersion, []eventInput, error) {
 	var req appendRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, "the body"))
+		return 0, nil, explainAppend(body, err)
 	}
 	expected, err := parseExpectedVersion(req.ExpectedVersion)
 	if err != nil {
@@ -155,20 +177,34 @@ func parseAppend(body []byte) (eventstore.ExpectedVersion, []eventInput, error) 
 	case len(req.Events) > eventstore.MaxAppendEvents:
 		return 0, nil, eventstore.Errorf(eventstore.CodeTooLarge, "an append may carry at most %d events; this one has %d", eventstore.MaxAppendEvents, len(req.Events))
 	}
-	inputs := make([]eventInput, len(req.Events))
-	for i, raw := range req.Events {
-		where := fmt.Sprintf("events[%d]", i)
-		if err := decodeStrict(raw, &inputs[i]); err != nil {
-			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, where))
-		}
-		switch in := inputs[i]; {
+	for i, in := range req.Events {
+		switch {
 		case in.Type == nil:
-			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s.type is required", where)
+			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].type is required", i)
 		case len(in.Data) == 0 || string(in.Data) == "null":
-			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "%s.data is required: the event's fields as a JSON object", where)
+			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].data is required: the event's fields as a JSON object", i)
 		}
 	}
-	return expected, inputs, nil
+	return expected, req.Events, nil
+}
+
+// explainAppend says what is wrong with a body that did not decode:
+// decoding it again in stages finds the event and the field at fault.
+func explainAppend(body []byte, err error) error {
+	var req appendRequestRaw
+	if err := decodeStrict(body, &req); err != nil {
+		return eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, "the body"))
+	}
+	if _, err := parseExpectedVersion(req.ExpectedVersion); err != nil {
+		return err
+	}
+	for i, raw := range req.Events {
+		var in eventInput
+		if err := decodeStrict(raw, &in); err != nil {
+			return eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, fmt.Sprintf("events[%d]", i)))
+		}
+	}
+	return eventstore.Errorf(eventstore.CodeInvalidRequest, "%s", jsonProblem(err, "the body"))
 }
 
 func parseExpectedVersion(raw json.RawMessage) (eventstore.ExpectedVersion, error) {

@@ -209,15 +209,21 @@ func (s *Server) finish(r *http.Request, rec *statusRecorder, route, id string, 
 	}
 	s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "duration", elapsed, "request_id", id}
+	level, msg := slog.LevelDebug, "request"
 	switch {
 	case status >= 500:
-		s.log.Error("request failed", append(attrs, "error", err)...)
+		level, msg = slog.LevelError, "request failed"
 	case status >= 400:
-		s.log.Info("request refused", append(attrs, "error", err)...)
-	default:
-		s.log.Debug("request", attrs...)
+		level, msg = slog.LevelInfo, "request refused"
 	}
+	if !s.log.Enabled(r.Context(), level) {
+		return // spare building the line: most requests are not logged
+	}
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "duration", elapsed, "request_id", id}
+	if err != nil {
+		attrs = append(attrs, "error", err)
+	}
+	s.log.Log(r.Context(), level, msg, attrs...)
 }
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)

@@ -75,7 +75,13 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 	events = eventstore.AssignIDs(events)
 	for try := 1; ; try++ {
 		known := expected > 0 && s.versions.get(stream.String()) >= int64(expected)
-		res, err := s.appendOnce(ctx, stream, expected, known, events)
+		var res eventstore.AppendResult
+		var err error
+		if len(events) == 1 && try == 1 && s.groups != nil {
+			res, err = s.appendGrouped(ctx, stream, expected, known, events[0])
+		} else {
+			res, err = s.appendOnce(ctx, stream, expected, known, events)
+		}
 		if err == nil {
 			s.versions.saw(stream.String(), res.LastVersion)
 			return res, nil
@@ -159,13 +165,9 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 	args = append(args, stream.String(), stream.Category())
 	if n == 1 {
 		e := events[0]
-		custom, err := customJSON(e.Metadata.Custom)
-		if err != nil {
-			return eventstore.AppendResult{}, err
-		}
 		m := e.Metadata
 		args = append(args, [16]byte(e.ID), e.Type, int64(e.Schema), e.Data,
-			orNull(m.CorrelationID), orNull(m.CausationID), orNull(m.UserID), orNull(m.TenantID), custom)
+			orNull(m.CorrelationID), orNull(m.CausationID), orNull(m.UserID), orNull(m.TenantID), customJSON(m.Custom))
 	} else {
 		ids := make([][16]byte, n)
 		types := make([]string, n)
@@ -177,11 +179,7 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 			ids[i], types[i], fps[i], data[i] = e.ID, e.Type, int64(e.Schema), e.Data
 			m := &events[i].Metadata
 			correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
-			c, err := customJSON(m.Custom)
-			if err != nil {
-				return eventstore.AppendResult{}, err
-			}
-			custom[i] = c
+			custom[i] = customJSON(m.Custom)
 		}
 		args = append(args, ids, types, fps, data, correlation, causation, user, tenant, custom)
 	}
@@ -221,11 +219,12 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 }
 
 // customJSON returns the custom metadata as JSON, or nil (NULL) when empty.
-func customJSON(custom map[string]string) (json.RawMessage, error) {
+func customJSON(custom map[string]string) json.RawMessage {
 	if len(custom) == 0 {
-		return nil, nil
+		return nil
 	}
-	return json.Marshal(custom)
+	b, _ := json.Marshal(custom) // a map of strings always marshals
+	return b
 }
 
 // orNull is s, or nil (NULL) when s is empty.

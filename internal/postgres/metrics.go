@@ -6,11 +6,13 @@ import "github.com/prometheus/client_golang/prometheus"
 type poolCollector struct {
 	s                                   *Store
 	conns, max, acquires, empty, waited *prometheus.Desc
+	statements, grouped                 *prometheus.Desc
 }
 
-// Collector returns a Prometheus collector of the store's connection pool:
+// Collector returns a Prometheus collector of the store's connection pool —
 // connections by state, the maximum, acquisitions, those that had to wait
-// for a connection, and the time spent waiting.
+// for a connection, and the time spent waiting — and of group commit: the
+// statements that stored single-event appends and the appends they held.
 func (s *Store) Collector() prometheus.Collector {
 	return &poolCollector{
 		s:        s,
@@ -19,11 +21,15 @@ func (s *Store) Collector() prometheus.Collector {
 		acquires: prometheus.NewDesc("strata_db_pool_acquires_total", "Connections taken from the pool.", nil, nil),
 		empty:    prometheus.NewDesc("strata_db_pool_empty_acquires_total", "Acquisitions that found no idle connection and waited or opened one.", nil, nil),
 		waited:   prometheus.NewDesc("strata_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection.", nil, nil),
+		statements: prometheus.NewDesc("strata_append_group_statements_total",
+			"Statements that stored groups of single-event appends (group commit).", nil, nil),
+		grouped: prometheus.NewDesc("strata_append_grouped_appends_total",
+			"Single-event appends stored through groups; divided by the statements, the mean group size.", nil, nil),
 	}
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.max, c.acquires, c.empty, c.waited} {
+	for _, d := range []*prometheus.Desc{c.conns, c.max, c.acquires, c.empty, c.waited, c.statements, c.grouped} {
 		ch <- d
 	}
 }
@@ -37,4 +43,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()))
 	ch <- prometheus.MustNewConstMetric(c.empty, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
 	ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, st.AcquireDuration().Seconds())
+	if g := c.s.groups; g != nil {
+		ch <- prometheus.MustNewConstMetric(c.statements, prometheus.CounterValue, float64(g.statements.Load()))
+		ch <- prometheus.MustNewConstMetric(c.grouped, prometheus.CounterValue, float64(g.appends.Load()))
+	}
 }

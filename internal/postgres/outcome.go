@@ -86,49 +86,82 @@ func (e *OutcomeUnknownError) ErrorCode() string { return eventstore.CodeUnavail
 // Is matches eventstore.ErrUnavailable.
 func (e *OutcomeUnknownError) Is(target error) bool { return eventstore.ErrUnavailable.Is(target) }
 
+// unsettled is an append whose outcome settle is to learn.
+type unsettled struct {
+	stream eventstore.StreamID
+	events []eventstore.EventData
+	res    eventstore.AppendResult
+	err    error
+	done   bool
+}
+
 // settle learns the outcome of an append that failed with cause after it
 // was sent on backend b. It returns the append's result when it committed,
 // an unavailable error when it certainly did not, and an
 // *OutcomeUnknownError when the database stays out of reach.
 func (s *Store) settle(stream eventstore.StreamID, events []eventstore.EventData, b backend, cause error) (eventstore.AppendResult, error) {
+	u := &unsettled{stream: stream, events: events}
+	s.settleAll([]*unsettled{u}, b, cause)
+	return u.res, u.err
+}
+
+// settleAll settles appends that were sent together on backend b, within
+// one settle timeout for them all.
+func (s *Store) settleAll(us []*unsettled, b backend, cause error) {
 	deadline := time.Now().Add(s.settleTimeout)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		res, settled, err := s.trySettle(stream, events, b, time.Until(deadline))
-		switch {
-		case settled && err == nil:
-			s.log.Info("an append whose connection failed had committed", "stream", stream.String(), "cause", cause)
-			return res, nil
-		case settled:
-			return eventstore.AppendResult{}, err
-		case time.Until(deadline) < wait:
-			s.log.Warn("could not learn whether an append committed", "stream", stream.String(), "cause", cause, "last_error", err)
-			return eventstore.AppendResult{}, &OutcomeUnknownError{Stream: stream, Timeout: s.settleTimeout, Cause: cause}
+		err := s.trySettle(us, &b, time.Until(deadline))
+		if err == nil {
+			for _, u := range us {
+				if u.err == nil {
+					s.log.Info("an append whose connection failed had committed", "stream", u.stream.String(), "cause", cause)
+				}
+			}
+			return
+		}
+		if time.Until(deadline) < wait {
+			s.log.Warn("could not learn whether appends committed", "appends", len(us), "cause", cause, "last_error", err)
+			for _, u := range us {
+				if !u.done {
+					u.err = &OutcomeUnknownError{Stream: u.stream, Timeout: s.settleTimeout, Cause: cause}
+				}
+			}
+			return
 		}
 		time.Sleep(wait)
 	}
 }
 
-// trySettle makes one attempt: settled is false when the database could not
-// be asked.
-func (s *Store) trySettle(stream eventstore.StreamID, events []eventstore.EventData, b backend, budget time.Duration) (eventstore.AppendResult, bool, error) {
+// trySettle makes one attempt, and returns an error when the database
+// could not be asked about every append.
+func (s *Store) trySettle(us []*unsettled, b *backend, budget time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), min(budget, 5*time.Second))
 	defer cancel()
 	if b.pid != 0 {
-		if err := s.endBackend(ctx, b); err != nil {
-			return eventstore.AppendResult{}, false, err
+		if err := s.endBackend(ctx, *b); err != nil {
+			return err
 		}
+		*b = backend{} // gone for good
 	}
-	res, found, err := s.findStored(ctx, stream, events)
-	switch {
-	case err != nil && isUnavailable(err):
-		return eventstore.AppendResult{}, false, err
-	case err != nil:
-		return eventstore.AppendResult{}, true, err
-	case !found:
-		return eventstore.AppendResult{}, true, &unavailableError{cause: fmt.Errorf("the append to %s did not commit", stream)}
+	for _, u := range us {
+		if u.done {
+			continue
+		}
+		res, found, err := s.findStored(ctx, u.stream, u.events)
+		switch {
+		case err != nil && isUnavailable(err):
+			return err
+		case err != nil:
+			u.err = err
+		case !found:
+			u.err = &unavailableError{cause: fmt.Errorf("the append to %s did not commit", u.stream)}
+		default:
+			res.Replayed = false // this append stored them; its answer was only delayed
+			u.res = res
+		}
+		u.done = true
 	}
-	res.Replayed = false // this append stored them; its answer was only delayed
-	return res, true, nil
+	return nil
 }
 
 // endBackend terminates the server process b if it still runs and waits

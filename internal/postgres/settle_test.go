@@ -25,6 +25,7 @@ type cutProxy struct {
 
 	mu        sync.Mutex
 	mode      cutMode
+	tag       string        // loseAnswer cuts only this command tag, when set
 	cut       chan struct{} // closed when the armed cut happened
 	abandoned bool
 }
@@ -54,10 +55,14 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 	return p
 }
 
-func (p *cutProxy) arm(m cutMode) <-chan struct{} {
+func (p *cutProxy) arm(m cutMode) <-chan struct{} { return p.armTag(m, "") }
+
+// armTag arms a cut that loseAnswer makes only on an answer whose command
+// tag is tag ("INSERT 0 5"), letting other answers through.
+func (p *cutProxy) armTag(m cutMode, tag string) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.mode, p.cut = m, make(chan struct{})
+	p.mode, p.tag, p.cut = m, tag, make(chan struct{})
 	p.abandoned = p.abandoned || m == abandon
 	return p.cut
 }
@@ -163,8 +168,10 @@ func (p *cutProxy) serverToClient(server, client net.Conn) {
 			continue
 		}
 		held = append(held, msg)
-		if msg[0] == 'C' && strings.HasPrefix(string(msg[5:]), "INSERT") {
-			inserted = true
+		if tag := strings.TrimRight(string(msg[5:]), "\x00"); msg[0] == 'C' && strings.HasPrefix(tag, "INSERT") {
+			p.mu.Lock()
+			inserted = p.tag == "" || p.tag == tag
+			p.mu.Unlock()
 		}
 		if msg[0] != 'Z' {
 			continue

@@ -1,0 +1,236 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Group commit. Appends of one event that arrive together — the common
+// case, a command making one event, from many clients at once — are stored
+// by one statement in one transaction: one round trip and one commit for
+// the group instead of one each. Each append is still answered only after
+// the commit, and each keeps its own expected-version check.
+//
+// The first append to arrive when a slot is free leads: it runs at once
+// with whatever is pending, so a lone append waits for nothing. Appends
+// arriving while the statements run wait and form the next group, which
+// one of the leaders runs as soon as its statement is done.
+//
+// Every row carries its own guard, and ON CONFLICT DO NOTHING turns a
+// conflict into a missing row instead of failing the group: an append
+// whose row is missing goes the single way (appendOnce), which tells a
+// retry from a wrong version or a duplicate id. Rows are inserted in
+// stream order, so two groups take their locks in the same order and
+// cannot deadlock.
+
+// groupSQL stores a group. $1.. are arrays with one element per append:
+// stream, category, expected version, whether that version is known to be
+// committed, and the event.
+const groupSQL = `
+INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data,
+	correlation_id, causation_id, user_id, tenant_id, custom)
+SELECT e.id, e.stream, e.category, b.v + 1, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::uuid[], $6::text[], $7::bigint[], $8::bytea[],
+	$9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[])
+	WITH ORDINALITY AS e(stream, category, expected, known, id, type, fp, data, correlation, causation, usr, tenant, custom, ord)
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN e.expected > 0 AND e.known THEN e.expected
+	WHEN e.expected > 0 THEN (SELECT e.expected WHERE EXISTS (SELECT 1 FROM events x WHERE x.stream_id = e.stream AND x.version = e.expected))
+	WHEN e.expected = 0 THEN 0
+	ELSE (SELECT coalesce(max(x.version), 0) FROM events x WHERE x.stream_id = e.stream)
+	END AS v) b
+WHERE b.v IS NOT NULL AND (e.expected <> -2 OR b.v > 0)
+ORDER BY e.stream, e.ord
+ON CONFLICT DO NOTHING
+RETURNING event_id, position, version`
+
+// groupedAppend is one append waiting in a group.
+type groupedAppend struct {
+	stream   eventstore.StreamID
+	expected eventstore.ExpectedVersion
+	known    bool
+	event    eventstore.EventData
+	done     chan groupedResult
+}
+
+type groupedResult struct {
+	res     eventstore.AppendResult
+	ok      bool  // stored by the group
+	err     error // the group failed as a whole
+	settled bool  // err is final: the group's outcome was settled
+}
+
+// appendGroups gathers single-event appends into groups.
+type appendGroups struct {
+	mu       sync.Mutex
+	pending  []*groupedAppend
+	running  int // statements in flight
+	slots    int // most statements in flight at once
+	maxGroup int
+
+	statements, appends atomic.Int64 // run so far, for metrics
+}
+
+func newAppendGroups(slots, maxGroup int) *appendGroups {
+	return &appendGroups{slots: slots, maxGroup: maxGroup}
+}
+
+// appendGrouped stores one event as part of a group. When the group could
+// not store it (a conflict of any kind), it goes the single way.
+func (s *Store) appendGrouped(ctx context.Context, stream eventstore.StreamID, expected eventstore.ExpectedVersion, known bool, e eventstore.EventData) (eventstore.AppendResult, error) {
+	a := &groupedAppend{stream: stream, expected: expected, known: known, event: e, done: make(chan groupedResult, 1)}
+	g := s.groups
+	g.mu.Lock()
+	g.pending = append(g.pending, a)
+	lead := g.running < g.slots
+	if lead {
+		g.running++
+	}
+	g.mu.Unlock()
+	if lead {
+		s.leadGroups(ctx)
+	}
+	var r groupedResult
+	select {
+	case r = <-a.done:
+	case <-ctx.Done():
+		// The group may still store the event; as with any append whose
+		// caller leaves, the outcome is the caller's to ask again.
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+	if r.ok || r.settled {
+		return r.res, r.err
+	}
+	return s.appendOnce(ctx, stream, expected, known, []eventstore.EventData{e})
+}
+
+// leadGroups runs groups until none is pending, then gives its slot back.
+func (s *Store) leadGroups(ctx context.Context) {
+	g := s.groups
+	for {
+		g.mu.Lock()
+		n := min(len(g.pending), g.maxGroup)
+		if n == 0 {
+			g.running--
+			g.mu.Unlock()
+			return
+		}
+		batch := g.pending[:n:n]
+		g.pending = append([]*groupedAppend(nil), g.pending[n:]...)
+		g.mu.Unlock()
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), groupTimeout)
+		s.runGroup(gctx, batch)
+		cancel()
+	}
+}
+
+// groupTimeout bounds a group's statement; the appends in it are the
+// requests of many callers, so it must not hang on any one's deadline.
+const groupTimeout = 30 * time.Second
+
+// runGroup stores a group with one statement and tells each append what
+// became of it.
+func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
+	s.groups.statements.Add(1)
+	s.groups.appends.Add(int64(len(batch)))
+	if len(batch) == 1 {
+		// Alone: the single statement, run while holding the slot, so
+		// that appends arriving meanwhile gather into the next group.
+		a := batch[0]
+		res, err := s.appendOnce(ctx, a.stream, a.expected, a.known, []eventstore.EventData{a.event})
+		a.done <- groupedResult{ok: err == nil, res: res, err: err, settled: true}
+		return
+	}
+	n := len(batch)
+	streams, categories := make([]string, n), make([]string, n)
+	expected, known := make([]int64, n), make([]bool, n)
+	ids := make([][16]byte, n)
+	types := make([]string, n)
+	fps := make([]int64, n)
+	data := make([][]byte, n)
+	correlation, causation, user, tenant := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	custom := make([]json.RawMessage, n)
+	byID := make(map[eventstore.UUID]*groupedAppend, n)
+	for i, a := range batch {
+		streams[i], categories[i] = a.stream.String(), a.stream.Category()
+		expected[i], known[i] = int64(a.expected), a.known
+		e := &a.event
+		ids[i], types[i], fps[i], data[i] = e.ID, e.Type, int64(e.Schema), e.Data
+		m := &e.Metadata
+		correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
+		custom[i] = customJSON(m.Custom)
+		byID[e.ID] = a
+	}
+
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		for _, a := range byID {
+			a.done <- groupedResult{err: err, settled: true} // nothing was sent
+		}
+		return
+	}
+	b := backendOf(conn)
+	rows, err := conn.Query(ctx, groupSQL, streams, categories, expected, known, ids, types, fps, data, correlation, causation, user, tenant, custom)
+	stored := map[eventstore.UUID]eventstore.AppendedEvent{}
+	if err == nil {
+		var id [16]byte
+		var position, version int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &position, &version}, func() error {
+			stored[id] = eventstore.AppendedEvent{ID: id, Version: version, GlobalPosition: position}
+			return nil
+		})
+	}
+	conn.Release()
+	if err != nil {
+		s.groupFailed(ctx, byID, b, err)
+		return
+	}
+	for id, a := range byID {
+		e, ok := stored[id]
+		if !ok {
+			a.done <- groupedResult{} // a conflict: the single way decides
+			continue
+		}
+		s.versions.saw(a.stream.String(), e.Version)
+		a.done <- groupedResult{ok: true, res: eventstore.AppendResult{
+			Stream: a.stream, FirstVersion: e.Version, LastVersion: e.Version, Events: []eventstore.AppendedEvent{e},
+		}}
+	}
+}
+
+// groupFailed handles a group whose statement failed as a whole. A failure
+// the server reported (a deadlock, say) stored nothing: each append tries
+// the single way. A lost connection may have committed the group: its
+// outcome is settled, for all its appends at once, and each is told.
+func (s *Store) groupFailed(ctx context.Context, byID map[eventstore.UUID]*groupedAppend, b backend, err error) {
+	if !ambiguous(ctx, err) {
+		for _, a := range byID {
+			if isUnavailable(err) {
+				a.done <- groupedResult{err: translate(err), settled: true} // nothing was sent
+			} else {
+				a.done <- groupedResult{}
+			}
+		}
+		return
+	}
+	us := make([]*unsettled, 0, len(byID))
+	owners := make([]*groupedAppend, 0, len(byID))
+	for _, a := range byID {
+		us = append(us, &unsettled{stream: a.stream, events: []eventstore.EventData{a.event}})
+		owners = append(owners, a)
+	}
+	s.settleAll(us, b, err)
+	for i, u := range us {
+		if u.err == nil {
+			s.versions.saw(u.stream.String(), u.res.LastVersion)
+		}
+		owners[i].done <- groupedResult{ok: u.err == nil, res: u.res, err: u.err, settled: true}
+	}
+}
