@@ -38,7 +38,7 @@ lint:
 bench: deps
 	$(GO) run ./cmd/bench $(BENCHFLAGS)
 
-demo: deps
+demo: deps build
 	$(GO) run ./cmd/demo
 
 clean:

@@ -1,22 +1,33 @@
 // Command demo runs Strata on embedded defaults and walks through what it
-// can do, for someone meeting it for the first time. It is what `make demo`
-// runs; its state lives under .data/.
+// does, for someone meeting event sourcing and Strata for the first time.
+// It is what `make demo` runs: it starts PostgreSQL from the machine's
+// binaries (data in .data/), runs bin/writer, and drives it over HTTP. Each
+// run starts from an empty store; the writer keeps serving until Ctrl-C.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
-	"github.com/strata-events/strata/internal/postgres"
 )
 
 func main() {
@@ -28,130 +39,348 @@ func main() {
 	}
 }
 
+type demo struct {
+	out    io.Writer
+	base   string
+	client *http.Client
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
 func run(ctx context.Context, out io.Writer) error {
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	d := &demo{out: out, client: &http.Client{Timeout: 30 * time.Second}}
+	writerBin, err := filepath.Abs("bin/writer")
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(writerBin); err != nil {
+		return fmt.Errorf("%s is missing: run `make demo`, which builds it", writerBin)
+	}
 	dir, err := filepath.Abs(".data/postgres")
 	if err != nil {
 		return err
 	}
-	say("Starting PostgreSQL from this machine's binaries (data in %s) ...", dir)
+	d.say("Strata demo: an event store on PostgreSQL, served over HTTP.\n")
+	d.say("Starting PostgreSQL from this machine's binaries (data in %s) ...", dir)
 	pg, err := harness.StartPostgres(ctx, harness.PostgresOptions{Dir: dir})
 	if err != nil {
 		return err
 	}
 	defer pg.Stop()
-	say("  ready at %s\n", pg.URL)
+	if err := freshSchema(ctx, pg.URL); err != nil {
+		return err
+	}
 
-	store, err := postgres.Open(ctx, pg.URL, postgres.Options{})
+	schemasV1, err := schemasWithout(".v2.avsc")
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	applied, err := store.Migrate(ctx, postgres.MigrateOptions{})
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		say("Created the store's tables (%s).\n", strings.Join(applied, ", "))
-	}
-
-	// A cursor at the current end of $all, to show this run's events later.
-	var head eventstore.Cursor
-	for {
-		p, err := store.ReadAll(ctx, head, eventstore.MaxReadLimit)
+	defer os.RemoveAll(schemasV1)
+	env := append(os.Environ(), "STRATA_DATABASE_URL="+pg.URL, "STRATA_LOG_LEVEL=warn")
+	writer := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, writerBin, args...)
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
 		if err != nil {
-			return err
+			return "", fmt.Errorf("writer %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
-		head = p.Next
-		if len(p.Events) == 0 {
-			break
-		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	d.say("\n$ writer migrate")
+	if out, err := writer("migrate"); err == nil {
+		d.say("%s", indent(out))
+	} else {
+		return err
+	}
+	d.say("\n$ writer schemas apply     (the first version of each event type)")
+	if out, err := writer("schemas", "apply", "--schemas-dir", schemasV1); err == nil {
+		d.say("%s", indent(out))
+	} else {
+		return err
 	}
 
-	order := randomID()
-	stream := eventstore.MustParseStreamID("Order-" + order)
-	say("1. An order's life is a stream of events: %s", stream)
-	say("   (event data is opaque bytes to the store; here JSON, Avro once schemas are registered)")
-	events := []eventstore.EventData{
-		event("OrderCreated", `{"orderId":"%s","customerId":"user123"}`, order),
-		event("OrderItemAdded", `{"orderId":"%s","itemId":"widget-x","quantity":2,"price":15.99}`, order),
+	addr := "127.0.0.1:8080"
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+	} else {
+		addr = "127.0.0.1:0" // 8080 is taken: any free port
 	}
-	res, err := store.Append(ctx, stream, eventstore.NoStream, events)
+	serve := exec.Command(writerBin, "serve", "--http-addr", addr)
+	serve.Env = env
+	serve.Stderr = os.Stderr
+	stdout, err := serve.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	say("   appended %d events with expected version 0 (the stream must be new): versions %d..%d\n", len(res.Events), res.FirstVersion, res.LastVersion)
-
-	say("2. Optimistic concurrency: two clients both read version 2 and both append.")
-	a := event("OrderItemAdded", `{"orderId":"%s","itemId":"gadget-y","quantity":1,"price":9.50}`, order)
-	b := event("OrderShipped", `{"orderId":"%s","shippingAddress":"123 Main St, Anytown, USA"}`, order)
-	if _, err := store.Append(ctx, stream, 2, []eventstore.EventData{a}); err != nil {
+	if err := serve.Start(); err != nil {
 		return err
 	}
-	say("   client A appends OrderItemAdded at expected version 2: stored as version 3")
-	_, err = store.Append(ctx, stream, 2, []eventstore.EventData{b})
-	var wrong *eventstore.WrongExpectedVersionError
-	if !errors.As(err, &wrong) {
-		return fmt.Errorf("client B's append should have conflicted, got %v", err)
+	defer func() { serve.Process.Signal(syscall.SIGTERM); serve.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("the writer did not start: %v", err)
 	}
-	say("   client B appends OrderShipped at expected version 2: refused, %s", eventstore.ErrorCode(err))
-	say("     (%v)", err)
-	b.ID = eventstore.NewUUIDv7()
-	res, err = store.Append(ctx, stream, eventstore.ExpectedVersion(wrong.Actual), []eventstore.EventData{b})
+	d.base = strings.TrimSpace(strings.TrimPrefix(line, "writer listening on "))
+	d.say("\n$ writer serve\n   %s", strings.TrimSpace(line))
+
+	order, err := d.walkthrough(ctx, writer)
 	if err != nil {
 		return err
 	}
-	say("   client B re-reads the order, decides again, appends at %d: stored as version %d\n", wrong.Actual, res.FirstVersion)
-
-	say("3. Retries are safe: sending the same event ids again stores nothing twice.")
-	again, err := store.Append(ctx, stream, eventstore.ExpectedVersion(wrong.Actual), []eventstore.EventData{b})
-	if err != nil {
-		return err
-	}
-	say("   the retry returns the first result (version %d, replayed = %v)\n", again.FirstVersion, again.Replayed)
-
-	say("4. Reading the stream rebuilds the order's state:")
-	page, err := store.ReadStream(ctx, stream, eventstore.StreamQuery{})
-	if err != nil {
-		return err
-	}
-	for _, e := range page.Events {
-		say("   v%d  %-15s %s", e.Version, e.Type, e.Data)
-	}
-
-	say("\n5. All streams together ($all) are read page by page with an opaque cursor that")
-	say("   never skips an event committing late with a lower position. From a cursor taken")
-	say("   before this run, in pages of 3:")
-	for _, s := range []string{"Customer-user123", "Order-" + randomID()} {
-		if _, err := store.Append(ctx, eventstore.MustParseStreamID(s), eventstore.Any,
-			[]eventstore.EventData{event("Noted", `{"stream":"%s"}`, s)}); err != nil {
-			return err
-		}
-	}
-	cursor := head
-	for n := 1; ; n++ {
-		p, err := store.ReadAll(ctx, cursor, 3)
-		if err != nil {
-			return err
-		}
-		if len(p.Events) == 0 {
-			break
-		}
-		var names []string
-		for _, e := range p.Events {
-			names = append(names, fmt.Sprintf("%s@%d", e.StreamID, e.Version))
-		}
-		say("   page %d: %s", n, strings.Join(names, ", "))
-		cursor = p.Next
-	}
-	say("\nThe store is in %s; run `make demo` again to add to it, `make clean` to remove it.", dir)
-	say("Next to come: the Avro schema registry, the HTTP API, the Kafka relay and the projectors.")
+	d.say("\nLook around while the writer runs:")
+	d.say("   curl %s/v1/streams/Order-%s/events", d.base, order)
+	d.say("   curl '%s/v1/events?limit=5'", d.base)
+	d.say("   curl %s/v1/categories/Order/events", d.base)
+	d.say("   curl %s/registry/subjects", d.base)
+	d.say("   curl %s/metrics", d.base)
+	d.say("\nNext to come: the Kafka relay and the projectors. Press Ctrl-C to stop.")
+	<-ctx.Done()
+	d.say("\nStopping the writer and PostgreSQL.")
 	return nil
 }
 
-func event(typ, format string, args ...any) eventstore.EventData {
-	return eventstore.EventData{Type: typ, Data: []byte(fmt.Sprintf(format, args...))}
+// walkthrough drives the scenario and returns the order's id.
+func (d *demo) walkthrough(ctx context.Context, writer func(...string) (string, error)) (string, error) {
+	order := randomID()
+	stream := "Order-" + order
+	path := "/v1/streams/" + stream + "/events"
+	ts := func(min int) string {
+		return time.Date(2023, 10, 27, 10, min, 0, 0, time.UTC).Format(time.RFC3339)
+	}
+	created := event("OrderCreated", `"orderId": %q, "customerId": "user123", "timestamp": %q`, order, ts(0))
+	item := func(id string, qty int, price string, min int) string {
+		return event("OrderItemAdded", `"orderId": %q, "itemId": %q, "quantity": %d, "price": %s, "timestamp": %q`, order, id, qty, price, ts(min))
+	}
+
+	d.say("\n1. An order's life is a stream of events. Create it (expectedVersion 0: the stream must be new):")
+	r, err := d.post(path, 0, created, item("widget-x", 2, "15.99", 1))
+	if err != nil {
+		return "", err
+	}
+	d.say("   POST %s → %d, versions %v..%v", path, r.status, r.body["firstVersion"], r.body["lastVersion"])
+
+	d.say("\n2. Two clients add an item at the same moment, both having read version 2:")
+	a, err := d.post(path, 2, item("gadget-y", 1, "9.50", 2))
+	if err != nil {
+		return "", err
+	}
+	d.say("   client A → %d, version %v", a.status, a.body["firstVersion"])
+	b, err := d.post(path, 2, item("gizmo-z", 3, "4.25", 2))
+	if err != nil {
+		return "", err
+	}
+	e := b.err()
+	d.say("   client B → %d %s: %s", b.status, e["code"], e["message"])
+	d.say("   client B reads the order again, sees A's item, decides again and appends at %v:", e["actual"])
+	b, err = d.post(path, int(e["actual"].(float64)), item("gizmo-z", 3, "4.25", 3))
+	if err != nil {
+		return "", err
+	}
+	d.say("   client B → %d, version %v", b.status, b.body["firstVersion"])
+
+	d.say("\n3. A retry is safe: the same event ids sent again store nothing twice.")
+	retry := fmt.Sprintf(`{"id": %q, `, eventstore.NewUUIDv7()) + strings.TrimPrefix(item("retried", 1, "1.00", 4), "{")
+	first, err := d.post(path, -1, retry)
+	if err != nil {
+		return "", err
+	}
+	again, err := d.post(path, -1, retry)
+	if err != nil {
+		return "", err
+	}
+	d.say("   first send → %d, version %v; the same body again → %d, version %v", first.status, first.body["firstVersion"], again.status, again.body["firstVersion"])
+
+	d.say("\n4. Bad data is refused, naming the field, and nothing is stored:")
+	bad, err := d.post(path, -1, item("widget-x", 1, "15.999", 5))
+	if err != nil {
+		return "", err
+	}
+	d.say("   a price of 15.999 (the schema keeps cents) → %d %s: %s", bad.status, bad.err()["code"], bad.err()["message"])
+
+	d.say("\n5. Many orders at once: 25 clients create an order each, concurrently.")
+	statements, grouped := d.groupCounters()
+	start := time.Now()
+	var wg sync.WaitGroup
+	statuses := make([]int, 25)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := randomID()
+			r, err := d.post("/v1/streams/Order-"+id+"/events", 0,
+				event("OrderCreated", `"orderId": %q, "customerId": "user%d", "timestamp": %q`, id, i, ts(6)))
+			if err == nil {
+				statuses[i] = r.status
+			}
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, s := range statuses {
+		if s == http.StatusCreated {
+			ok++
+		}
+	}
+	elapsed := time.Since(start).Round(time.Millisecond)
+	s2, g2 := d.groupCounters()
+	d.say("   %d of 25 answered 201 in %s. Appends that arrive together share a statement and a commit:", ok, elapsed)
+	d.say("   the writer's metrics count %d of them stored by %d statements (group commit).", g2-grouped, s2-statements)
+
+	d.say("\n6. Schemas evolve. Version 2 of OrderItemAdded adds a currency, defaulting to USD:")
+	out, err := writer("schemas", "apply")
+	if err != nil {
+		return "", err
+	}
+	d.say("$ writer schemas apply\n%s", indent(out))
+	time.Sleep(2500 * time.Millisecond) // the writer reloads the registry every 2 s
+	eur := event("OrderItemAdded", `"orderId": %q, "itemId": "euro-thing", "quantity": 1, "price": "20.00", "currency": "EUR", "timestamp": %q`, order, ts(7))
+	r, err = d.post(path, -1, eur)
+	if err != nil {
+		return "", err
+	}
+	d.say("   an item priced in EUR → %d, version %v", r.status, r.body["firstVersion"])
+	shipped := event("OrderShipped", `"orderId": %q, "shippingAddress": "123 Main St, Anytown, USA", "timestamp": %q`, order, ts(30))
+	if r, err = d.post(path, -1, shipped); err != nil {
+		return "", err
+	}
+	d.say("   the order ships → %d, version %v", r.status, r.body["firstVersion"])
+
+	d.say("\n7. Reading the stream replays the order. Items written with version 1 read with the")
+	d.say("   default currency; the schemaId says which version each event was written with:")
+	page, err := d.get(path)
+	if err != nil {
+		return "", err
+	}
+	for _, ev := range page.Events {
+		d.say("   v%d %-15s schema %d  %s", ev.Version, ev.Type, ev.SchemaID, ev.Data)
+	}
+
+	d.say("\n8. All streams together ($all) in commit order, page by page with an opaque cursor:")
+	cursor := ""
+	for n := 1; n <= 3; n++ {
+		p, err := d.get("/v1/events?limit=4&after=" + cursor)
+		if err != nil {
+			return "", err
+		}
+		var names []string
+		for _, ev := range p.Events {
+			names = append(names, fmt.Sprintf("%s@%d", ev.StreamID, ev.Version))
+		}
+		d.say("   page %d: %s", n, strings.Join(names, ", "))
+		cursor, _ = p.Next.(string)
+	}
+	d.say("   ... (the cursor never skips an event that commits late; reading again from it returns the same page)")
+	return order, nil
 }
+
+// groupCounters reads the writer's group-commit counters from /metrics.
+func (d *demo) groupCounters() (statements, appends int) {
+	resp, err := d.client.Get(d.base + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var v float64
+		if _, err := fmt.Sscanf(sc.Text(), "strata_append_group_statements_total %g", &v); err == nil {
+			statements = int(v)
+		}
+		if _, err := fmt.Sscanf(sc.Text(), "strata_append_grouped_appends_total %g", &v); err == nil {
+			appends = int(v)
+		}
+	}
+	return statements, appends
+}
+
+type reply struct {
+	status int
+	body   map[string]any
+}
+
+func (r reply) err() map[string]any {
+	e, _ := r.body["error"].(map[string]any)
+	return e
+}
+
+func (d *demo) post(path string, expected int, events ...string) (reply, error) {
+	body := fmt.Sprintf(`{"expectedVersion": %d, "events": [%s]}`, expected, strings.Join(events, ","))
+	resp, err := d.client.Post(d.base+path, "application/json", bytes.NewBufferString(body))
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	r := reply{status: resp.StatusCode}
+	if err := json.NewDecoder(resp.Body).Decode(&r.body); err != nil {
+		return reply{}, err
+	}
+	return r, nil
+}
+
+type page struct {
+	Events []struct {
+		StreamID string          `json:"streamId"`
+		Type     string          `json:"type"`
+		Version  int64           `json:"version"`
+		SchemaID int             `json:"schemaId"`
+		Data     json.RawMessage `json:"data"`
+	}
+	Next any // a version for a stream, a cursor for $all
+}
+
+func (d *demo) get(path string) (page, error) {
+	var p page
+	resp, err := d.client.Get(d.base + path)
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return p, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	return p, err
+}
+
+func event(typ, format string, args ...any) string {
+	return fmt.Sprintf(`{"type": %q, "data": {`+format+`}}`, append([]any{typ}, args...)...)
+}
+
+// freshSchema drops the store's schema, so that each run starts empty.
+func freshSchema(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS strata CASCADE")
+	return err
+}
+
+// schemasWithout copies schemas/ without the files ending in suffix.
+func schemasWithout(suffix string) (string, error) {
+	dir, err := os.MkdirTemp("", "strata-demo-schemas-")
+	if err != nil {
+		return "", err
+	}
+	files, _ := filepath.Glob("schemas/*.avsc")
+	for _, f := range files {
+		if strings.HasSuffix(f, suffix) {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }
 
 // randomID is eight hex digits from the random end of a UUID (the start of
 // a version 7 UUID is the time, the same for ids made together).

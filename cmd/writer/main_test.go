@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-events/strata/internal/harness"
 )
@@ -53,4 +56,54 @@ func TestUsage(t *testing.T) {
 	if out, _, err := runWriter(t, nil, "migrate", "--help"); err == nil || !strings.Contains(out, "STRATA_DATABASE_URL") {
 		t.Errorf("migrate --help = %q, %v; want the settings listed and flag.ErrHelp", out, err)
 	}
+}
+
+func TestServeRefusesAnOpenAddressWithoutTokens(t *testing.T) {
+	url, schema := harness.NewSchema(t)
+	env := map[string]string{"STRATA_DATABASE_URL": url, "STRATA_DATABASE_SCHEMA": schema}
+	if _, _, err := runWriter(t, env, "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runWriter(t, env, "serve", "--http-addr", "0.0.0.0:0")
+	if err == nil || !strings.Contains(err.Error(), "without authentication") {
+		t.Fatalf("serve on 0.0.0.0 without tokens = %v, want a refusal", err)
+	}
+
+	// With the override it serves, and stops cleanly when its context ends.
+	env["STRATA_ALLOW_UNAUTHENTICATED"] = "true"
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--http-addr", "0.0.0.0:0"}, func(k string) string { return env[k] }, out, io.Discard)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "writer listening on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve with STRATA_ALLOW_UNAUTHENTICATED=true did not start: %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve after its context ended = %v, want nil", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
