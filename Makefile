@@ -8,7 +8,7 @@ ifeq ($(STRATA_TEST_BACKEND),containers)
 TAGS := -tags containers
 endif
 
-.PHONY: all build test check fmt-check vet lint bench demo deps clean
+.PHONY: all build test check fmt-check tidy-check vet lint bench demo deps clean
 
 all: build
 
@@ -23,10 +23,14 @@ deps:
 test: deps check
 	$(GO) test -race -count=1 -timeout 20m $(TAGS) $(TESTFLAGS) ./...
 
-check: fmt-check vet lint
+check: fmt-check tidy-check vet lint
 
 fmt-check:
 	@out=$$(gofmt -l cmd internal tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# go.mod and go.sum must be tidy for every build tag (the containers build too).
+tidy-check:
+	$(GO) mod tidy -diff
 
 vet:
 	$(GO) vet ./...
