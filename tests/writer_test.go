@@ -31,9 +31,21 @@ type writer struct {
 // schemas and serves on a free port, all through the real binary.
 func startWriter(t *testing.T, extraEnv ...string) (*writer, string, string) {
 	t.Helper()
-	bin := build(t, "writer")
-	url, schema := harness.NewSchema(t)
-	env := append(os.Environ(), "STRATA_DATABASE_URL="+url, "STRATA_DATABASE_SCHEMA="+schema, "STRATA_SCHEMAS_DIR=../schemas")
+	bin, env, url, schema := prepareStore(t, extraEnv...)
+	return serveWriter(t, bin, env), url, schema
+}
+
+// prepareStore builds the writer, migrates a schema of a test's own and
+// applies the repository's schemas; it returns the binary and its
+// environment.
+func prepareStore(t *testing.T, extraEnv ...string) (bin string, env []string, url, schema string) {
+	t.Helper()
+	bin = build(t, "writer")
+	url, schema = harness.NewSchema(t)
+	env = append(os.Environ(), "STRATA_DATABASE_URL="+url, "STRATA_DATABASE_SCHEMA="+schema, "STRATA_SCHEMAS_DIR=../schemas",
+		"STRATA_KAFKA_BROKERS="+strings.Join(harness.KafkaBrokers(t), ","),
+		"STRATA_TOPIC_PREFIX="+harness.UniqueName("e2e")+".", "STRATA_STORE_NAME="+harness.UniqueName("store"),
+		"STRATA_TOPIC_PARTITIONS=4")
 	env = append(env, extraEnv...)
 	for _, args := range [][]string{{"migrate"}, {"schemas", "apply"}} {
 		cmd := exec.Command(bin, args...)
@@ -42,6 +54,12 @@ func startWriter(t *testing.T, extraEnv ...string) (*writer, string, string) {
 			t.Fatalf("writer %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	return bin, env, url, schema
+}
+
+// serveWriter runs `writer serve` on a free port until the test ends.
+func serveWriter(t *testing.T, bin string, env []string) *writer {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0")
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
@@ -61,7 +79,7 @@ func startWriter(t *testing.T, extraEnv ...string) (*writer, string, string) {
 	w.url = strings.TrimSpace(strings.TrimPrefix(line, "writer listening on "))
 	go func() { io.Copy(io.Discard, stdout); w.done <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	return w, url, schema
+	return w
 }
 
 func post(t *testing.T, url, body string) (int, map[string]any) {

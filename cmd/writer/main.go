@@ -40,7 +40,8 @@ Strata's writer: appends events to PostgreSQL and publishes them to Kafka.
 Commands:
   migrate        create or upgrade the store's tables (idempotent)
   schemas apply  register the event schemas of the schemas directory
-  serve          serve the HTTP API (and, later, the outbox relay)
+  serve          serve the HTTP API and run the outbox relay to Kafka
+  relay          run the outbox relay alone
 
 Run "writer <command> --help" for a command's flags and settings.
 `
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return schemas(ctx, rest, getenv, stdout, stderr)
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "relay":
+		return relayMain(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -20,22 +20,24 @@ import (
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
+	"github.com/strata-events/strata/internal/relay"
 )
 
 var serveCommand = config.Command{
 	Name: "writer serve",
 	Summary: `Serves the HTTP API: appends and reads of streams, categories and $all, the
 schema registry at /registry (unless STRATA_REGISTRY_URL names an external one),
-/healthz, /readyz and /metrics.
+/healthz, /readyz and /metrics; and runs the outbox relay to Kafka (see "writer
+relay --help"), which stands by while another process's relay is active.
 
 Without STRATA_API_TOKENS nobody is authenticated, so the writer then refuses to
 listen on anything but a loopback address unless STRATA_ALLOW_UNAUTHENTICATED=true.
 On SIGINT or SIGTERM it stops taking requests, finishes those in flight (appends
 are atomic: none is ever half-stored) and exits.`,
-	Settings: []config.Setting{
+	Settings: append([]config.Setting{
 		config.DatabaseURL, config.DatabaseSchema, config.HTTPAddr, config.RegistryURL,
 		config.APITokens, config.AllowUnauthenticated, config.LogLevel, config.LogFormat,
-	},
+	}, relaySettings...),
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish.
@@ -45,8 +47,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var requestTimeout time.Duration
 	var maxBody int64
 	var groupSlots int
+	var withRelay bool
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
+		relayFlag(fs, &withRelay)
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
 		fs.IntVar(&groupSlots, "group-slots", postgres.DefaultGroupSlots,
@@ -77,22 +81,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.Collector())
 
-	var source registry.Source
 	var registryHandler http.Handler
-	if cfg.RegistryURL != "" {
-		client, err := registry.NewClient(cfg.RegistryURL, registry.ClientOptions{})
-		if err != nil {
-			return err
-		}
-		source = client
-	} else {
-		reg := registry.New(postgres.NewRegistryStore(store), registry.Options{Logger: log})
-		source, registryHandler = reg, registry.NewHandler(reg, log)
+	source, err := registrySource(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if reg, ok := source.(*registry.Registry); ok {
+		registryHandler = registry.NewHandler(reg, log)
 	}
 	catalog := registry.NewCatalog(source, registry.CatalogOptions{Logger: log})
 	defer catalog.Close()
 
+	var r *relay.Relay
+	onAppend := func() {}
+	if withRelay {
+		r = newRelay(cfg, store, catalog, metrics, log)
+		onAppend = r.Notify
+	}
 	api := httpapi.New(store, catalog, httpapi.Options{
+		OnAppend:        onAppend,
 		Tokens:          tokens(cfg.APITokens),
 		Registry:        registryHandler,
 		RegistryIsWrite: registry.IsWrite,
@@ -123,6 +130,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return nil
 	})
 	g.Go(func() error { return catalog.Run(gctx) })
+	if r != nil {
+		g.Go(func() error { return r.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: finishing requests in flight", "grace", shutdownGrace)

@@ -1,6 +1,6 @@
 // Package harness starts the real services that Strata's tests, benchmarks
-// and demo run against: a PostgreSQL cluster and, later, the Kafka-protocol
-// broker.
+// and demo run against: a PostgreSQL cluster and the Kafka-protocol broker
+// (franz-go's kfake, embedded).
 //
 // Tests never skip for want of a service. Where the environment names one
 // (STRATA_TEST_DATABASE_URL), it is used; with STRATA_TEST_BACKEND=containers
@@ -8,8 +8,8 @@
 // answer, and the tests must be built with -tags containers); otherwise a
 // throwaway cluster starts from the machine's binaries and is removed after.
 //
-// A test package that needs PostgreSQL calls Main from its TestMain and
-// PostgresURL or NewSchema from its tests.
+// A test package that needs PostgreSQL or Kafka calls Main from its
+// TestMain and PostgresURL, NewSchema or KafkaBrokers from its tests.
 package harness
 
 import (
@@ -39,10 +39,32 @@ var shared struct {
 	stop    func()
 }
 
+var sharedKafka struct {
+	sync.Mutex
+	cluster *KafkaCluster
+}
+
+// stops are the services Main stops when the tests end.
+var stops struct {
+	sync.Mutex
+	fns []func()
+}
+
+func registerStop(fn func()) {
+	stops.Lock()
+	defer stops.Unlock()
+	stops.fns = append(stops.fns, fn)
+}
+
 // Main runs a test package's tests and then stops the services it started.
 // Use it as: func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
+	stops.Lock()
+	for _, fn := range stops.fns {
+		fn()
+	}
+	stops.Unlock()
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.stop != nil {

@@ -105,6 +105,8 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	outcome = outcomeStored
 	if res.Replayed {
 		status, outcome = http.StatusOK, outcomeReplayed
+	} else {
+		s.opts.OnAppend()
 	}
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
 	writeJSON(w, status, resp)

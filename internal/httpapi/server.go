@@ -63,6 +63,9 @@ type Options struct {
 	Timeout time.Duration
 	// Ready reports whether the service can do its work; /readyz calls it.
 	Ready func(ctx context.Context) error
+	// OnAppend is called after each append that stored events (the
+	// relay's wake-up); it must not block.
+	OnAppend func()
 	// Metrics receives the API's metrics and is served at /metrics; nil
 	// makes a registry of the API's own.
 	Metrics *prometheus.Registry
@@ -96,6 +99,9 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	}
 	if opts.Ready == nil {
 		opts.Ready = func(context.Context) error { return nil }
+	}
+	if opts.OnAppend == nil {
+		opts.OnAppend = func() {}
 	}
 	s := &Server{
 		store:   store,

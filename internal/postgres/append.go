@@ -308,3 +308,32 @@ func duplicateError(found map[eventstore.UUID]storedEvent, events []eventstore.E
 	}
 	return eventstore.ErrDuplicateEventID
 }
+
+// AppendInTx appends in a transaction that stays open while hold runs, and
+// commits it after, or rolls it back when hold returns an error (which it
+// then returns). It is for tests and tools that need to hold a commit back
+// — a late commit, a long transaction — and not for services: an open
+// transaction holds back the readability of nothing but its own events,
+// but it holds its stream's next version. A concurrent append that took
+// the version first is a *WrongExpectedVersionError.
+func (s *Store) AppendInTx(ctx context.Context, stream eventstore.StreamID, expected eventstore.ExpectedVersion, events []eventstore.EventData, hold func() error) error {
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return err
+	}
+	events = eventstore.AssignIDs(events)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := appendIn(ctx, tx, stream, expected, false, events); err != nil {
+		if isUniqueViolation(err, "events_stream_version") {
+			return &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected}
+		}
+		return translate(err)
+	}
+	if err := hold(); err != nil {
+		return err
+	}
+	return translate(tx.Commit(ctx))
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-events/strata/internal/config"
+	"github.com/strata-events/strata/internal/kafka"
+	"github.com/strata-events/strata/internal/postgres"
+	"github.com/strata-events/strata/internal/registry"
+	"github.com/strata-events/strata/internal/relay"
+)
+
+// relaySettings are the settings the relay reads, in serve and relay.
+var relaySettings = []config.Setting{
+	config.KafkaBrokers, config.KafkaTLS, config.KafkaSASLMechanism, config.KafkaSASLUser, config.KafkaSASLPassword,
+	config.TopicPrefix, config.TopicPartitions, config.StoreName,
+}
+
+var relayCommand = config.Command{
+	Name: "writer relay",
+	Summary: `Runs the outbox relay alone: it publishes every committed event exactly once to the
+Kafka topic of its category ({STRATA_TOPIC_PREFIX}{Category}), in Kafka transactions that
+also commit the relay's checkpoint. One relay per store is active (a PostgreSQL advisory
+lock); any other waits and takes over within seconds when the active one dies.
+"writer serve" runs a relay too, unless --relay=false. Alone, the relay serves
+/healthz, /readyz and /metrics on STRATA_HTTP_ADDR.`,
+	Settings: append([]config.Setting{config.DatabaseURL, config.DatabaseSchema, config.RegistryURL,
+		config.HTTPAddr, config.LogLevel, config.LogFormat}, relaySettings...),
+}
+
+func relayMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := config.Load(relayCommand, args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("relay takes no arguments, got %q", strings.Join(rest, " "))
+	}
+	log := cfg.Logger(stderr).With("service", "relay")
+	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Check(ctx); err != nil {
+		return err
+	}
+	source, err := registrySource(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	catalog := registry.NewCatalog(source, registry.CatalogOptions{Logger: log})
+	defer catalog.Close()
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.Collector())
+	r := newRelay(cfg, store, catalog, metrics, log)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
+		if err := store.Ping(req.Context()); err != nil {
+			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, `{"status":"ready"}`)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "relay for store %s, metrics on http://%s/metrics\n", cfg.StoreName, ln.Addr())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return catalog.Run(gctx) })
+	g.Go(func() error { return r.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// newRelay builds the relay over the store, the catalog and Kafka.
+func newRelay(cfg *config.Config, store *postgres.Store, catalog *registry.Catalog, metrics prometheus.Registerer, log *slog.Logger) *relay.Relay {
+	kcfg := kafkaConfig(cfg)
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s/%d", host, os.Getpid())
+	leases := leaseFunc(func(ctx context.Context) (relay.Lease, error) {
+		return store.AcquireLease(ctx, "relay", time.Second)
+	})
+	newPublisher := func() (relay.Publisher, error) {
+		return kafka.NewPublisher(kcfg, kafka.PublisherOptions{Instance: instance, Logger: log})
+	}
+	return relay.New(store, catalog, leases, newPublisher, relay.Options{Logger: log, Metrics: metrics})
+}
+
+func kafkaConfig(cfg *config.Config) kafka.Config {
+	return kafka.Config{
+		Brokers: cfg.KafkaBrokers, TLS: cfg.KafkaTLS,
+		SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
+		TopicPrefix: cfg.TopicPrefix, Partitions: cfg.TopicPartitions, StoreName: cfg.StoreName,
+	}
+}
+
+// registrySource is the embedded registry, or the external one.
+func registrySource(cfg *config.Config, store *postgres.Store, log *slog.Logger) (registry.Source, error) {
+	if cfg.RegistryURL != "" {
+		return registry.NewClient(cfg.RegistryURL, registry.ClientOptions{})
+	}
+	return registry.New(postgres.NewRegistryStore(store), registry.Options{Logger: log}), nil
+}
+
+// leaseFunc adapts the store's leases to the relay's.
+type leaseFunc func(ctx context.Context) (relay.Lease, error)
+
+func (f leaseFunc) Acquire(ctx context.Context) (relay.Lease, error) { return f(ctx) }
+
+// relayFlag adds --relay to serve.
+func relayFlag(fs *flag.FlagSet, on *bool) {
+	fs.BoolVar(on, "relay", true, "also run the outbox relay (one per store is active; the others stand by)")
+}

@@ -1,0 +1,364 @@
+// Package relay is the transactional outbox relay: it reads the store's
+// committed events in order and publishes each exactly once to Kafka.
+//
+// One relay of a store is active at a time: it holds the store's relay
+// lease, and others stand by until the lease is free. The active relay
+// reads a batch after its checkpoint, and publishes the batch and the
+// checkpoint after it in one Kafka transaction, so that records and
+// checkpoint commit together. It trusts nothing it has not seen committed:
+// after any failure it initialises its publisher again, which fences older
+// relays and reads the last committed checkpoint back from Kafka.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Checkpoint is the relay's progress: the store's cursor after the last
+// published event. It commits with the records it covers.
+type Checkpoint struct {
+	Cursor eventstore.Cursor `json:"cursor"`
+	// Position is the last published event's global position and
+	// Published the number of events published so far: for people.
+	Position  int64     `json:"position"`
+	Published int64     `json:"published"`
+	Relay     string    `json:"relay"`
+	At        time.Time `json:"at"`
+}
+
+// Event is a stored event with the registry id of its schema.
+type Event struct {
+	eventstore.RecordedEvent
+	SchemaID int
+}
+
+// Source is the store, read in position order.
+type Source interface {
+	ReadAll(ctx context.Context, after eventstore.Cursor, limit int) (eventstore.Page, error)
+}
+
+// Schemas gives the registry id of a stored event's schema.
+type Schemas interface {
+	SchemaID(ctx context.Context, fp eventstore.Fingerprint) (int, error)
+}
+
+// Lease is the store's relay lease, held while Check returns nil.
+type Lease interface {
+	Check(ctx context.Context) error
+	Release()
+}
+
+// Leases hands out the lease: Acquire waits until it is free.
+type Leases interface {
+	Acquire(ctx context.Context) (Lease, error)
+}
+
+// Publisher writes to Kafka. Init fences older publishers and returns the
+// last committed checkpoint; Publish commits events and a checkpoint in
+// one transaction, after beforeCommit, and returns an error wrapping
+// ErrFenced when another publisher has taken over.
+type Publisher interface {
+	Init(ctx context.Context) (Checkpoint, error)
+	Publish(ctx context.Context, events []Event, cp Checkpoint, beforeCommit func(context.Context) error) error
+	Close()
+}
+
+// ErrFenced means a newer relay took over.
+var ErrFenced = errors.New("fenced: another relay of this store has taken over")
+
+// Defaults for Options.
+const (
+	DefaultBatchSize    = 1000
+	DefaultPollInterval = 50 * time.Millisecond
+)
+
+// Options configures a Relay; the zero value gives the defaults.
+type Options struct {
+	// BatchSize bounds the events of one transaction; default 1000.
+	BatchSize int
+	// PollInterval is how often the relay looks for events appended by
+	// other writers; those of this process wake it at once (Notify).
+	// Default 50ms.
+	PollInterval time.Duration
+	// LeaseCheckInterval is how often an idle relay checks that it still
+	// holds its lease; a busy one checks before every commit. Default 2s.
+	LeaseCheckInterval time.Duration
+	// MaxBackoff bounds the wait between attempts after failures;
+	// default 10s.
+	MaxBackoff time.Duration
+	// Fault, when set, is called at named points of the relay's work;
+	// an error from it stops this relay there, as a crash would. For
+	// tests: "init", "read", "publish", "commit", "published".
+	Fault   func(point string) error
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// Relay publishes the store's events. Run it; it is safe to call Notify
+// from any goroutine.
+type Relay struct {
+	src          Source
+	schemas      Schemas
+	leases       Leases
+	newPublisher func() (Publisher, error)
+	opts         Options
+	log          *slog.Logger
+	wake         chan struct{}
+	metrics      *metrics
+	lastCommit   atomic.Int64 // UnixNano of the last committed checkpoint
+	active       atomic.Bool
+}
+
+// New returns a relay. newPublisher makes a publisher for each term as the
+// active relay (and after failures).
+func New(src Source, schemas Schemas, leases Leases, newPublisher func() (Publisher, error), opts Options) *Relay {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.LeaseCheckInterval <= 0 {
+		opts.LeaseCheckInterval = 2 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	r := &Relay{src: src, schemas: schemas, leases: leases, newPublisher: newPublisher, opts: opts,
+		log: opts.Logger.With("component", "relay"), wake: make(chan struct{}, 1)}
+	r.metrics = newMetrics(opts.Metrics, r)
+	return r
+}
+
+// Notify tells the relay that events were appended, so that it reads at
+// once instead of at its next poll. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// crashError stops the relay where a Fault said so; Run returns it.
+type crashError struct{ point string }
+
+func (e *crashError) Error() string { return "relay stopped at " + e.point }
+
+// Run stands by until it holds the lease, publishes while it holds it, and
+// stands by again when it loses it. It returns nil when ctx ends, and the
+// error of a Fault.
+func (r *Relay) Run(ctx context.Context) error {
+	for attempt := 0; ctx.Err() == nil; {
+		r.log.Info("standing by for the relay lease")
+		lease, err := r.leases.Acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.log.Warn("could not acquire the relay lease", "error", err)
+			attempt++
+			r.sleep(ctx, attempt)
+			continue
+		}
+		r.log.Info("holding the relay lease: publishing")
+		r.metrics.active.Set(1)
+		r.active.Store(true)
+		err = r.lead(ctx, lease)
+		r.active.Store(false)
+		r.metrics.active.Set(0)
+		lease.Release()
+		var crash *crashError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &crash):
+			return err
+		case errors.Is(err, ErrFenced):
+			r.log.Warn("another relay took over; standing by", "error", err)
+			attempt = 0
+		default:
+			r.log.Warn("stopped publishing", "error", err)
+			attempt++
+			r.sleep(ctx, attempt)
+		}
+	}
+	return nil
+}
+
+// lead publishes while the relay holds lease.
+func (r *Relay) lead(ctx context.Context, lease Lease) error {
+	var pub Publisher
+	defer func() {
+		if pub != nil {
+			pub.Close()
+		}
+	}()
+	var cp Checkpoint
+	var cursor eventstore.Cursor
+	failures := 0
+	fail := func(err error) {
+		// Whatever the transaction became, the committed checkpoint
+		// says; get it again from a new publisher.
+		r.metrics.failures.Inc()
+		if pub != nil {
+			pub.Close()
+			pub = nil
+		}
+		failures++
+		r.log.Warn("publishing failed; will start again from the committed checkpoint", "error", err, "attempt", failures)
+		r.sleep(ctx, failures)
+	}
+	lastLeaseCheck := time.Now()
+	for ctx.Err() == nil {
+		if pub == nil {
+			p, err := r.newPublisher()
+			if err != nil {
+				fail(err)
+				continue
+			}
+			pub = p
+			if err := r.fault("init"); err != nil {
+				return err
+			}
+			if cp, err = pub.Init(ctx); err != nil {
+				if errors.Is(err, ErrFenced) {
+					return err
+				}
+				fail(err)
+				continue
+			}
+			cursor = cp.Cursor
+			r.lastCommit.Store(time.Now().UnixNano())
+			r.log.Info("resuming from the committed checkpoint", "position", cp.Position, "published", cp.Published, "by", cp.Relay)
+		}
+		if err := r.fault("read"); err != nil {
+			return err
+		}
+		page, err := r.src.ReadAll(ctx, cursor, r.opts.BatchSize)
+		if err != nil {
+			fail(fmt.Errorf("read the store: %w", err))
+			continue
+		}
+		if len(page.Events) == 0 {
+			cursor = page.Next
+			r.metrics.lagSeconds.Set(0)
+			if time.Since(lastLeaseCheck) > r.opts.LeaseCheckInterval {
+				if err := lease.Check(ctx); err != nil {
+					return err
+				}
+				lastLeaseCheck = time.Now()
+			}
+			r.idle(ctx)
+			continue
+		}
+		events, err := r.withSchemaIDs(ctx, page.Events)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		last := page.Events[len(page.Events)-1]
+		next := Checkpoint{Cursor: page.Next, Position: last.GlobalPosition, Published: cp.Published + int64(len(events))}
+		if err := r.fault("publish"); err != nil {
+			return err
+		}
+		start := time.Now()
+		err = pub.Publish(ctx, events, next, func(ctx context.Context) error {
+			if err := r.fault("commit"); err != nil {
+				return err
+			}
+			return lease.Check(ctx)
+		})
+		var crash *crashError
+		switch {
+		case errors.As(err, &crash), errors.Is(err, ErrFenced):
+			return err
+		case err != nil && lease.Check(ctx) != nil:
+			return fmt.Errorf("lost the relay lease: %w", err)
+		case err != nil:
+			fail(err)
+			continue
+		}
+		lastLeaseCheck = time.Now()
+		r.published(events, start)
+		cp, cursor, failures = next, page.Next, 0
+		if err := r.fault("published"); err != nil {
+			return err
+		}
+		if len(page.Events) < r.opts.BatchSize {
+			r.metrics.lagSeconds.Set(0)
+		} else {
+			r.metrics.lagSeconds.Set(time.Since(last.RecordedAt).Seconds())
+		}
+	}
+	return nil
+}
+
+func (r *Relay) withSchemaIDs(ctx context.Context, stored []eventstore.RecordedEvent) ([]Event, error) {
+	events := make([]Event, len(stored))
+	for i, e := range stored {
+		id, err := r.schemas.SchemaID(ctx, e.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("the registry id of event %s (%s@%d): %w", e.ID, e.StreamID, e.Version, err)
+		}
+		events[i] = Event{RecordedEvent: e, SchemaID: id}
+	}
+	return events, nil
+}
+
+func (r *Relay) published(events []Event, start time.Time) {
+	now := time.Now()
+	r.lastCommit.Store(now.UnixNano())
+	r.metrics.batches.Inc()
+	r.metrics.events.Add(float64(len(events)))
+	r.metrics.batchSize.Observe(float64(len(events)))
+	r.metrics.publish.Observe(now.Sub(start).Seconds())
+	for _, e := range events {
+		r.metrics.delay.Observe(now.Sub(e.RecordedAt).Seconds())
+	}
+	r.metrics.lastPosition.Set(float64(events[len(events)-1].GlobalPosition))
+}
+
+// idle waits for a wake-up or the poll interval.
+func (r *Relay) idle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-r.wake:
+	case <-time.After(r.opts.PollInterval):
+	}
+}
+
+func (r *Relay) fault(point string) error {
+	if r.opts.Fault == nil {
+		return nil
+	}
+	if err := r.opts.Fault(point); err != nil {
+		return &crashError{point: point}
+	}
+	return nil
+}
+
+// sleep backs off exponentially, with jitter, up to MaxBackoff.
+func (r *Relay) sleep(ctx context.Context, attempt int) {
+	d := min(r.opts.MaxBackoff, 100*time.Millisecond<<min(attempt, 10))
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
