@@ -24,8 +24,9 @@ type writerProcess struct {
 }
 
 // startWriter builds cmd/writer, migrates schema, registers the example
-// schemas and serves on a free loopback port.
-func startWriter(ctx context.Context, url, schema string, log io.Writer) (*writerProcess, error) {
+// schemas and serves on a free loopback port, with extra settings
+// ("NAME=value") and flags ("--flag=value").
+func startWriter(ctx context.Context, url, schema string, log io.Writer, extra ...string) (*writerProcess, error) {
 	dir, err := os.MkdirTemp("", "strata-bench-")
 	if err != nil {
 		return nil, err
@@ -35,6 +36,14 @@ func startWriter(ctx context.Context, url, schema string, log io.Writer) (*write
 		return nil, fmt.Errorf("build the writer: %v\n%s", err, out)
 	}
 	env := append(os.Environ(), "STRATA_DATABASE_URL="+url, "STRATA_DATABASE_SCHEMA="+schema, "STRATA_LOG_LEVEL=warn")
+	args := []string{"serve", "--http-addr", "127.0.0.1:0"}
+	for _, x := range extra {
+		if strings.HasPrefix(x, "--") {
+			args = append(args, x)
+		} else {
+			env = append(env, x)
+		}
+	}
 	for _, args := range [][]string{{"migrate"}, {"schemas", "apply"}} {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
@@ -42,7 +51,7 @@ func startWriter(ctx context.Context, url, schema string, log io.Writer) (*write
 			return nil, fmt.Errorf("writer %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stderr = log
 	stdout, err := cmd.StdoutPipe()
@@ -118,7 +127,8 @@ func benchHTTP(ctx context.Context, url string, cfg benchConfig, t *table, log i
 	if err := rawTable(ctx, s); err != nil {
 		return err
 	}
-	writer, err := startWriter(ctx, url, "bench_http", log)
+	// The API alone: the relay's cost is measured by the relay group.
+	writer, err := startWriter(ctx, url, "bench_http", log, "--relay=false")
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full", "avro", "http"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,11 +97,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var t table
 	run := map[string]func(context.Context, string, benchConfig, *table, io.Writer) error{
-		"append": benchAppends,
-		"read":   benchStreamRead,
-		"full":   benchFullStore,
-		"avro":   benchAvro,
-		"http":   benchHTTP,
+		"append":  benchAppends,
+		"read":    benchStreamRead,
+		"full":    benchFullStore,
+		"avro":    benchAvro,
+		"http":    benchHTTP,
+		"relay":   benchRelay,
+		"latency": benchRelayLatency,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // op is one unit of work of one worker; it returns how many items it did
@@ -153,3 +155,23 @@ func thousands(x float64) string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+// counterValue reads a counter's value from reg.
+func counterValue(reg *prometheus.Registry, name string) (float64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			var v float64
+			for _, m := range f.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+			return v, nil
+		}
+	}
+	return 0, nil
+}

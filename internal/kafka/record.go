@@ -37,35 +37,52 @@ const (
 // Record maps a stored event to its Kafka record: the category's topic,
 // the stream id as key, the partition Kafka's Java producer would choose
 // among partitions, the value in Confluent wire format with the registry's
-// schemaID, and CloudEvents headers.
+// schemaID, and CloudEvents headers. The relay makes one per event, so the
+// header values share one buffer.
 func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int) *kgo.Record {
-	key := []byte(e.StreamID.String())
+	stream := e.StreamID.String()
 	value := make([]byte, 5+len(e.Data))
 	binary.BigEndian.PutUint32(value[1:5], uint32(schemaID))
 	copy(value[5:], e.Data)
-	headers := make([]kgo.RecordHeader, 0, 14)
-	add := func(k, v string) {
-		if v != "" {
-			headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+
+	type header struct {
+		key        string
+		start, end int
+	}
+	var hs [14]header
+	n := 0
+	buf := make([]byte, 0, 192+len(stream)+len(e.Type)+len(c.StoreName))
+	add := func(key string, appendValue func([]byte) []byte) {
+		start := len(buf)
+		buf = appendValue(buf)
+		if len(buf) > start {
+			hs[n] = header{key, start, len(buf)}
+			n++
 		}
 	}
-	add(HeaderSpecVersion, "1.0")
-	add(HeaderID, e.ID.String())
-	add(HeaderType, e.Type)
-	add(HeaderSource, c.StoreName)
-	add(HeaderSubject, e.StreamID.String())
-	add(HeaderTime, e.RecordedAt.UTC().Format(time.RFC3339Nano))
-	add(HeaderContentType, ContentTypeAvro)
-	add(HeaderStreamVersion, strconv.FormatInt(e.Version, 10))
-	add(HeaderGlobalPosition, strconv.FormatInt(e.GlobalPosition, 10))
-	add(HeaderCorrelationID, e.Metadata.CorrelationID)
-	add(HeaderCausationID, e.Metadata.CausationID)
-	add(HeaderUserID, e.Metadata.UserID)
-	add(HeaderTenantID, e.Metadata.TenantID)
+	text := func(s string) func([]byte) []byte { return func(b []byte) []byte { return append(b, s...) } }
+	add(HeaderSpecVersion, text("1.0"))
+	add(HeaderID, func(b []byte) []byte { return append(b, e.ID.String()...) })
+	add(HeaderType, text(e.Type))
+	add(HeaderSource, text(c.StoreName))
+	add(HeaderSubject, text(stream))
+	add(HeaderTime, func(b []byte) []byte { return e.RecordedAt.UTC().AppendFormat(b, time.RFC3339Nano) })
+	add(HeaderContentType, text(ContentTypeAvro))
+	add(HeaderStreamVersion, func(b []byte) []byte { return strconv.AppendInt(b, e.Version, 10) })
+	add(HeaderGlobalPosition, func(b []byte) []byte { return strconv.AppendInt(b, e.GlobalPosition, 10) })
+	add(HeaderCorrelationID, text(e.Metadata.CorrelationID))
+	add(HeaderCausationID, text(e.Metadata.CausationID))
+	add(HeaderUserID, text(e.Metadata.UserID))
+	add(HeaderTenantID, text(e.Metadata.TenantID))
 	if len(e.Metadata.Custom) > 0 {
 		custom, _ := json.Marshal(e.Metadata.Custom) // a map of strings always marshals
-		add(HeaderCustom, string(custom))
+		add(HeaderCustom, func(b []byte) []byte { return append(b, custom...) })
 	}
+	headers := make([]kgo.RecordHeader, n)
+	for i, h := range hs[:n] {
+		headers[i] = kgo.RecordHeader{Key: h.key, Value: buf[h.start:h.end:h.end]}
+	}
+	key := []byte(stream)
 	return &kgo.Record{
 		Topic:     c.Topic(e.StreamID.Category()),
 		Partition: Partition(key, partitions),

@@ -28,30 +28,42 @@ import (
 // slices (see snapshot.cut); the cut depends only on rows visible in b, so
 // it is the same on every read of the cursor.
 
-// sliceBound finds where to cut (a, b]: the id of the first transaction
-// beyond sliceSize rows, or xmax(b) when the batch is small. It also
-// returns the server's current snapshot, taken by the same statement.
-const sliceBoundSQL = `SELECT pg_current_snapshot()::text,
-	(SELECT tx_id FROM events WHERE tx_id >= $1::text::xid8 AND tx_id < $2::text::xid8
-	   AND pg_visible_in_snapshot(tx_id, $3::text::pg_snapshot) %s
-	 ORDER BY tx_id LIMIT 1)::text,
-	(SELECT tx_id FROM events WHERE tx_id >= $1::text::xid8 AND tx_id < $2::text::xid8
-	   AND pg_visible_in_snapshot(tx_id, $3::text::pg_snapshot) %s
-	 ORDER BY tx_id OFFSET $4 LIMIT 1)::text`
-
-// fetchSQL reads the rows of the slice (a, b'] after a position.
-const fetchSQL = `SELECT ` + eventColumns + ` FROM events e
-WHERE (e.tx_id >= $1::text::xid8 AND e.tx_id < $2::text::xid8 OR e.tx_id = ANY($3::text[]::xid8[]))
-  AND pg_visible_in_snapshot(e.tx_id, $4::text::pg_snapshot)
-  AND NOT pg_visible_in_snapshot(e.tx_id, $5::text::pg_snapshot)
-  AND e.position > $6 %s
-ORDER BY e.position LIMIT $7`
+// readSliceSQL reads the slice of (a, b] that starts the cursor's batch,
+// after a position, in one statement. Its first row carries no event but
+// the server's current snapshot and the slice's end (slice_end, migration
+// 0003): the id of the first transaction beyond sliceSize rows, or xmax(b)
+// when the batch is small. The cut is the same on every read of the
+// cursor, because it counts only rows visible in b. Rows visible in the
+// cut are those visible in b with tx_id below it, and both branches of the
+// OR are below it (xip(a) lies below xmax(a), which the cut is not below);
+// saying so again outside the OR would let the planner scan the range from
+// its start up to the cut. "position + 0" keeps the
+// planner from walking the position index, which would start at the
+// slice's lowest position and could cross most of the table: the rows come
+// by the tx_id index instead, and a slice is small to sort. A category read
+// repeats the category in both branches of the OR, so that both can use
+// the (category, tx_id) index rather than every row of the category.
+//
+// $1 xmax(a), $2 xmax(b), $3 b, $4 sliceSize, $5 xip(a), $6 a, $7 after,
+// $8 limit, $9 the category.
+const readSliceSQL = `WITH cut AS MATERIALIZED (
+	SELECT pg_current_snapshot()::text AS now,
+		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x
+)
+SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,
+	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz, now, x::text
+FROM cut
+UNION ALL (
+SELECT ` + eventColumns + `, NULL, NULL FROM events e, cut
+WHERE (%[2]s e.tx_id >= $1::xid8 AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]))
+  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
+  AND e.position + 0 > $7
+ORDER BY e.position + 0 LIMIT $8)`
 
 var (
-	sliceBoundAll      = fmt.Sprintf(sliceBoundSQL, "", "")
-	sliceBoundCategory = fmt.Sprintf(sliceBoundSQL, "AND category = $5", "AND category = $5")
-	fetchAll           = fmt.Sprintf(fetchSQL, "")
-	fetchCategory      = fmt.Sprintf(fetchSQL, "AND e.category = $8")
+	readSliceAll      = fmt.Sprintf(readSliceSQL, "", "")
+	readSliceCategory = fmt.Sprintf(readSliceSQL, ", $9", "e.category = $9 AND")
 )
 
 // ReadAll implements eventstore.Store.
@@ -92,7 +104,7 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 	var out []eventstore.RecordedEvent
 	movedToHead := false
 	for {
-		cut, now, err := s.sliceBound(ctx, q, c)
+		cut, now, events, err := s.readSlice(ctx, q, c, limit-len(out))
 		if err != nil {
 			return nil, c, err
 		}
@@ -100,17 +112,12 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 			return nil, c, eventstore.Errorf(eventstore.CodeInvalidRequest,
 				"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 		}
-		slice := c.b.cut(cut)
-		events, err := s.fetch(ctx, q, c, slice, limit-len(out))
-		if err != nil {
-			return nil, c, err
-		}
 		out = append(out, events...)
 		if len(out) == limit {
 			c.after = out[len(out)-1].GlobalPosition
 			return out, c, nil
 		}
-		if !slice.equal(c.b) { // next slice of the same batch
+		if slice := c.b.cut(cut); !slice.equal(c.b) { // next slice of the same batch
 			c.a, c.after = slice, 0
 			continue
 		}
@@ -122,51 +129,44 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 	}
 }
 
-// sliceBound returns where the slice of c's batch ends (an xmax to cut b
-// at) and the server's current snapshot.
-func (s *Store) sliceBound(ctx context.Context, q querier, c cursor) (uint64, snapshot, error) {
-	sql, args := sliceBoundAll, []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize}
+// readSlice reads up to n events of the slice that starts c's batch, after
+// c.after, and returns where the slice ends (an xmax to cut b at) and the
+// server's current snapshot.
+func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (uint64, snapshot, []eventstore.RecordedEvent, error) {
+	sql := readSliceAll
+	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n}
 	if c.category != "" {
-		sql, args = sliceBoundCategory, append(args, c.category)
-	}
-	var nowText string
-	var first, kth *string
-	if err := q.QueryRow(ctx, sql, args...).Scan(&nowText, &first, &kth); err != nil {
-		return 0, snapshot{}, err
-	}
-	now, err := parseSnapshot(nowText)
-	if err != nil {
-		return 0, snapshot{}, err
-	}
-	if kth == nil {
-		return c.b.xmax, now, nil
-	}
-	f, _ := strconv.ParseUint(*first, 10, 64)
-	k, _ := strconv.ParseUint(*kth, 10, 64)
-	if k == f { // one transaction larger than a slice stays whole
-		k = f + 1
-	}
-	return k, now, nil
-}
-
-// fetch reads up to n rows of the slice (c.a, slice] after c.after.
-func (s *Store) fetch(ctx context.Context, q querier, c cursor, slice snapshot, n int) ([]eventstore.RecordedEvent, error) {
-	sql, args := fetchAll, []any{u64(c.a.xmax), u64(slice.xmax), c.a.xipText(), slice.String(), c.a.String(), c.after, n}
-	if c.category != "" {
-		sql, args = fetchCategory, append(args, c.category)
+		sql, args = readSliceCategory, append(args, c.category)
 	}
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return 0, snapshot{}, nil, err
 	}
 	var out []eventstore.RecordedEvent
 	var r eventRow
-	_, err = pgx.ForEachRow(rows, r.dest(), func() error {
+	var nowText, cutText *string
+	var now snapshot
+	var cut uint64
+	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText), func() error {
+		if !r.position.Valid { // the first row: the bound
+			if nowText == nil || cutText == nil {
+				return fmt.Errorf("the slice bound row is incomplete")
+			}
+			var err error
+			if now, err = parseSnapshot(*nowText); err != nil {
+				return err
+			}
+			cut, err = strconv.ParseUint(*cutText, 10, 64)
+			return err
+		}
 		e, err := r.event()
 		out = append(out, e)
 		return err
 	})
-	return out, err
+	if err == nil && cut == 0 {
+		err = fmt.Errorf("the slice bound row is missing")
+	}
+	return cut, now, out, err
 }
 
 func u64(x uint64) string { return strconv.FormatUint(x, 10) }

@@ -69,21 +69,27 @@ func (s *Store) AcquireLease(ctx context.Context, name string, retry time.Durati
 // ErrLeaseLost means the lease's session ended or no longer holds the lock.
 var ErrLeaseLost = errors.New("the lease is lost")
 
-// Check returns nil while the lease is held. It asks the database, so it
-// fails when the session has been cut even if this process did not notice.
+// Check returns nil while the lease is held. A session lock is held as
+// long as its session lives (nothing here unlocks it), so Check asks the
+// session to answer: it fails when the session has been cut, even if this
+// process did not notice. A connection pooler in transaction mode would
+// break this: the lease needs a session of its own.
 func (l *Lease) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if err := l.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrLeaseLost, err)
+	}
+	return nil
+}
+
+// Held asks the database whether the lease's session holds the lock: a
+// check for tests and diagnostics, heavier than Check.
+func (l *Lease) Held(ctx context.Context) (bool, error) {
 	var held bool
 	err := l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
 		AND granted AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key).Scan(&held)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %v", ErrLeaseLost, err)
-	case !held:
-		return ErrLeaseLost
-	}
-	return nil
+	return held, err
 }
 
 // Release gives the lease up by ending its session.

@@ -292,3 +292,58 @@ func TestThePoolCollectorReportsThePool(t *testing.T) {
 		t.Errorf("pool metrics = %v, want max 7, at least one acquisition and one connection", got)
 	}
 }
+
+// Reading a page must cost about a slice of rows, wherever the cursor is in
+// a large backlog: plans that walked the position index from the start of
+// a slice, or fetched the whole range behind the cursor to sort it, made a
+// catch-up read quadratic. PostgreSQL's own count of the rows the reading
+// transaction fetched tells.
+func TestAPageCostsASliceNotTheBacklog(t *testing.T) {
+	s := newStore(t, Options{SliceSize: 500})
+	for i := 0; i < 200; i++ {
+		storetest.MustAppend(t, s, fmt.Sprintf("Order-%d", i), eventstore.NoStream, storetest.Events(100, "e")...)
+	}
+	fetched := func(tx pgx.Tx) int64 {
+		var n int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_fetch + seq_tup_read), 0) FROM pg_stat_xact_user_tables
+			WHERE schemaname = $1 AND relname = 'events'`, s.schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, category := range []string{"", "Order"} {
+		tx := begin(t, s)
+		// Prepared statements settle on generic plans, in which the
+		// planner cannot see how wide the range behind the cursor is.
+		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+			t.Fatal(err)
+		}
+		var now string
+		if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&now); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := parseSnapshot(now)
+		c := cursor{category: category, a: origin, b: b}
+		read := func(n, limit int) {
+			for i := 0; i < n; i++ {
+				events, next, err := s.readCursor(ctx, tx, c, limit)
+				if err != nil || len(events) != limit {
+					t.Fatalf("read %d events, %v", len(events), err)
+				}
+				c = next
+			}
+		}
+		read(10, 1000) // well into the backlog of 20,000
+		before := fetched(tx)
+		read(10, 100)
+		// Each page of 100 reads about a slice (500 rows) twice: to
+		// find its end and to fetch it.
+		if perPage := (fetched(tx) - before) / 10; perPage > 2500 {
+			t.Errorf("reading %s: %d rows fetched per page of 100, 10,000 events into a backlog of 20,000; want about a slice's (500)",
+				readName(category), perPage)
+		} else {
+			t.Logf("reading %s: %d rows fetched per page of 100", readName(category), perPage)
+		}
+		tx.Rollback(ctx)
+	}
+}

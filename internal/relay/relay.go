@@ -189,121 +189,160 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case errors.As(err, &crash):
 			return err
-		case errors.Is(err, ErrFenced):
-			r.log.Warn("another relay took over; standing by", "error", err)
+		default: // fenced, or the lease lost: another relay may lead now
+			r.log.Warn("stopped publishing; standing by", "error", err)
 			attempt = 0
-		default:
-			r.log.Warn("stopped publishing", "error", err)
-			attempt++
-			r.sleep(ctx, attempt)
 		}
 	}
 	return nil
 }
 
-// lead publishes while the relay holds lease.
+// lead publishes while the relay holds lease. Each term starts from the
+// committed checkpoint of a new publisher; a failure ends the term.
 func (r *Relay) lead(ctx context.Context, lease Lease) error {
-	var pub Publisher
-	defer func() {
-		if pub != nil {
-			pub.Close()
-		}
-	}()
-	var cp Checkpoint
-	var cursor eventstore.Cursor
-	failures := 0
-	fail := func(err error) {
-		// Whatever the transaction became, the committed checkpoint
-		// says; get it again from a new publisher.
-		r.metrics.failures.Inc()
-		if pub != nil {
-			pub.Close()
-			pub = nil
-		}
-		failures++
-		r.log.Warn("publishing failed; will start again from the committed checkpoint", "error", err, "attempt", failures)
-		r.sleep(ctx, failures)
-	}
-	lastLeaseCheck := time.Now()
-	for ctx.Err() == nil {
-		if pub == nil {
-			p, err := r.newPublisher()
-			if err != nil {
-				fail(err)
-				continue
-			}
-			pub = p
-			if err := r.fault("init"); err != nil {
-				return err
-			}
-			if cp, err = pub.Init(ctx); err != nil {
-				if errors.Is(err, ErrFenced) {
-					return err
-				}
-				fail(err)
-				continue
-			}
-			cursor = cp.Cursor
-			r.lastCommit.Store(time.Now().UnixNano())
-			r.log.Info("resuming from the committed checkpoint", "position", cp.Position, "published", cp.Published, "by", cp.Relay)
-		}
-		if err := r.fault("read"); err != nil {
+	for failures := 0; ctx.Err() == nil; failures++ {
+		err := r.term(ctx, lease)
+		var crash *crashError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &crash), errors.Is(err, ErrFenced), errors.Is(err, errLeaseLost):
 			return err
 		}
-		page, err := r.src.ReadAll(ctx, cursor, r.opts.BatchSize)
-		if err != nil {
-			fail(fmt.Errorf("read the store: %w", err))
-			continue
-		}
-		if len(page.Events) == 0 {
-			cursor = page.Next
-			r.metrics.lagSeconds.Set(0)
-			if time.Since(lastLeaseCheck) > r.opts.LeaseCheckInterval {
-				if err := lease.Check(ctx); err != nil {
-					return err
-				}
-				lastLeaseCheck = time.Now()
+		// Whatever the last transaction became, the committed
+		// checkpoint says; a new publisher reads it again.
+		r.metrics.failures.Inc()
+		r.log.Warn("publishing failed; will start again from the committed checkpoint", "error", err, "attempt", failures+1)
+		r.sleep(ctx, failures+1)
+	}
+	return nil
+}
+
+var errLeaseLost = errors.New("lost the relay lease")
+
+// page is a batch read ahead of publishing.
+type page struct {
+	events []Event
+	next   eventstore.Cursor
+	full   bool // the read returned all it could: more may be waiting
+}
+
+// term publishes from the committed checkpoint until something fails. A
+// reader reads and prepares the next pages while the current one is being
+// published: pages commit one transaction each, in order.
+func (r *Relay) term(ctx context.Context, lease Lease) error {
+	pub, err := r.newPublisher()
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	if err := r.fault("init"); err != nil {
+		return err
+	}
+	cp, err := pub.Init(ctx)
+	if err != nil {
+		return err
+	}
+	r.lastCommit.Store(time.Now().UnixNano())
+	r.log.Info("resuming from the committed checkpoint", "position", cp.Position, "published", cp.Published, "by", cp.Relay)
+
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	pages := make(chan page, 2)
+	readErr := make(chan error, 1)
+	go func() { readErr <- r.readAhead(rctx, cp.Cursor, pages) }()
+
+	leaseCheck := time.NewTicker(r.opts.LeaseCheckInterval)
+	defer leaseCheck.Stop()
+	for {
+		var p page
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			return err
+		case <-leaseCheck.C: // idle: make sure the lease is still ours
+			if err := lease.Check(ctx); err != nil {
+				return fmt.Errorf("%w: %v", errLeaseLost, err)
 			}
-			r.idle(ctx)
 			continue
+		case p = <-pages:
 		}
-		events, err := r.withSchemaIDs(ctx, page.Events)
-		if err != nil {
-			fail(err)
-			continue
-		}
-		last := page.Events[len(page.Events)-1]
-		next := Checkpoint{Cursor: page.Next, Position: last.GlobalPosition, Published: cp.Published + int64(len(events))}
+		last := p.events[len(p.events)-1]
+		next := Checkpoint{Cursor: p.next, Position: last.GlobalPosition, Published: cp.Published + int64(len(p.events))}
 		if err := r.fault("publish"); err != nil {
 			return err
 		}
 		start := time.Now()
-		err = pub.Publish(ctx, events, next, func(ctx context.Context) error {
+		// The lease is checked while the records are produced: it must
+		// be known to be held before the commit, not checked after them.
+		leaseErr := make(chan error, 1)
+		go func() { leaseErr <- lease.Check(ctx) }()
+		err := pub.Publish(ctx, p.events, next, func(ctx context.Context) error {
 			if err := r.fault("commit"); err != nil {
 				return err
 			}
-			return lease.Check(ctx)
+			return <-leaseErr
 		})
 		var crash *crashError
 		switch {
 		case errors.As(err, &crash), errors.Is(err, ErrFenced):
 			return err
 		case err != nil && lease.Check(ctx) != nil:
-			return fmt.Errorf("lost the relay lease: %w", err)
+			return fmt.Errorf("%w: %v", errLeaseLost, err)
 		case err != nil:
-			fail(err)
-			continue
+			return err
 		}
-		lastLeaseCheck = time.Now()
-		r.published(events, start)
-		cp, cursor, failures = next, page.Next, 0
+		leaseCheck.Reset(r.opts.LeaseCheckInterval)
+		r.published(p.events, start)
+		cp = next
 		if err := r.fault("published"); err != nil {
 			return err
 		}
-		if len(page.Events) < r.opts.BatchSize {
-			r.metrics.lagSeconds.Set(0)
-		} else {
+		if p.full {
 			r.metrics.lagSeconds.Set(time.Since(last.RecordedAt).Seconds())
+		} else {
+			r.metrics.lagSeconds.Set(0)
+		}
+	}
+}
+
+// readAhead reads the store from cursor and sends batches of events with
+// their schema ids — up to BatchSize, read in pages of at most the store's
+// read limit — waiting for wake-ups when it has read everything.
+func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages chan<- page) error {
+	for ctx.Err() == nil {
+		var batch []Event
+		for len(batch) < r.opts.BatchSize {
+			if err := r.fault("read"); err != nil {
+				return err
+			}
+			limit := min(r.opts.BatchSize-len(batch), eventstore.MaxReadLimit)
+			got, err := r.src.ReadAll(ctx, cursor, limit)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("read the store: %w", err)
+			}
+			cursor = got.Next
+			events, err := r.withSchemaIDs(ctx, got.Events)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, events...)
+			if len(got.Events) < limit {
+				break // caught up
+			}
+		}
+		if len(batch) == 0 {
+			r.idle(ctx)
+			continue
+		}
+		select {
+		case pages <- page{events: batch, next: cursor, full: len(batch) == r.opts.BatchSize}:
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	return nil
