@@ -1,8 +1,9 @@
 // Command demo runs Strata on embedded defaults and walks through what it
 // does, for someone meeting event sourcing and Strata for the first time.
 // It is what `make demo` runs: it starts PostgreSQL from the machine's
-// binaries (data in .data/), runs bin/writer, and drives it over HTTP. Each
-// run starts from an empty store; the writer keeps serving until Ctrl-C.
+// binaries and the embedded Kafka-protocol broker (state in .data/), runs
+// bin/writer, and drives it over HTTP. Each run starts from an empty store
+// and empty topics; the writer keeps serving until Ctrl-C.
 package main
 
 import (
@@ -25,9 +26,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/kafka"
 )
 
 func main() {
@@ -40,9 +43,10 @@ func main() {
 }
 
 type demo struct {
-	out    io.Writer
-	base   string
-	client *http.Client
+	out     io.Writer
+	base    string
+	client  *http.Client
+	brokers []string
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -70,13 +74,26 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := freshSchema(ctx, pg.URL); err != nil {
 		return err
 	}
+	kafkaDir, err := filepath.Abs(".data/kafka")
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(kafkaDir) // a fresh store gets fresh topics
+	d.say("Starting the embedded Kafka-protocol broker (data in %s) ...", kafkaDir)
+	broker, err := harness.StartKafka(harness.KafkaOptions{Dir: kafkaDir})
+	if err != nil {
+		return err
+	}
+	defer broker.Stop()
+	d.brokers = broker.Brokers()
 
 	schemasV1, err := schemasWithout(".v2.avsc")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(schemasV1)
-	env := append(os.Environ(), "STRATA_DATABASE_URL="+pg.URL, "STRATA_LOG_LEVEL=warn")
+	env := append(os.Environ(), "STRATA_DATABASE_URL="+pg.URL, "STRATA_LOG_LEVEL=warn",
+		"STRATA_KAFKA_BROKERS="+strings.Join(d.brokers, ","), "STRATA_TOPIC_PARTITIONS=3")
 	writer := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, writerBin, args...)
 		cmd.Env = env
@@ -127,13 +144,17 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := d.kafka(ctx, order); err != nil {
+		return err
+	}
 	d.say("\nLook around while the writer runs:")
 	d.say("   curl %s/v1/streams/Order-%s/events", d.base, order)
 	d.say("   curl '%s/v1/events?limit=5'", d.base)
 	d.say("   curl %s/v1/categories/Order/events", d.base)
 	d.say("   curl %s/registry/subjects", d.base)
 	d.say("   curl %s/metrics", d.base)
-	d.say("\nNext to come: the Kafka relay and the projectors. Press Ctrl-C to stop.")
+	d.say("   kcat -b %s -C -t events.Order -X isolation.level=read_committed -f '%%k v%%h\\n'", d.brokers[0])
+	d.say("\nNext to come: the projectors and their read models. Press Ctrl-C to stop.")
 	<-ctx.Done()
 	d.say("\nStopping the writer and PostgreSQL.")
 	return nil
@@ -291,6 +312,48 @@ func (d *demo) groupCounters() (statements, appends int) {
 		}
 	}
 	return statements, appends
+}
+
+// kafka shows the order's events as the relay published them.
+func (d *demo) kafka(ctx context.Context, order string) error {
+	d.say("\n9. The relay publishes every committed event exactly once to Kafka, to the topic of its")
+	d.say("   category, in transactions: a read_committed consumer of events.Order sees:")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.brokers...), kgo.ConsumeTopics("events.Order"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var records []*kgo.Record
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		f := cl.PollFetches(pctx)
+		cancel()
+		if f.Empty() && len(records) > 0 {
+			break
+		}
+		records = append(records, f.Records()...)
+	}
+	total := 0
+	for _, r := range records {
+		if string(r.Key) != "Order-"+order {
+			continue
+		}
+		total++
+		m, err := kafka.ParseRecord(r)
+		if err != nil {
+			return err
+		}
+		d.say("   partition %d offset %-3d key %s  ce_type=%-14s ce_streamversion=%d  value: 0x00, schema id %d, %d bytes of Avro",
+			r.Partition, r.Offset, r.Key, m.Type, m.Version, m.SchemaID, len(m.Data))
+	}
+	page, err := d.get("/v1/events?limit=1000")
+	if err != nil {
+		return err
+	}
+	d.say("   The store holds %d Order and other events; events.Order holds %d records, all of Order-%s on one", len(page.Events), len(records), order)
+	d.say("   partition (the key's murmur2 hash, as Java clients compute it), in version order. (%d of this order)", total)
+	return nil
 }
 
 type reply struct {

@@ -195,10 +195,12 @@ func (s *Store) Check(ctx context.Context) (err error) {
 		}
 	}
 	var epoch int64
-	if err := s.pool.QueryRow(ctx, "SELECT epoch FROM store_meta").Scan(&epoch); err != nil {
+	var id [16]byte
+	if err := s.pool.QueryRow(ctx, "SELECT epoch, store_id FROM store_meta").Scan(&epoch, &id); err != nil {
 		return translate(err)
 	}
 	s.epoch.Store(epoch)
+	s.id.Store(&id)
 	return nil
 }
 

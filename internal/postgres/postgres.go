@@ -68,7 +68,8 @@ type Store struct {
 	schema        string
 	sliceSize     int
 	log           *slog.Logger
-	epoch         atomic.Int64 // loaded by Check; cursors carry it
+	epoch         atomic.Int64             // loaded by Check; cursors carry it
+	id            atomic.Pointer[[16]byte] // loaded by Check: the store's identity
 	versions      *knownVersions
 	settleTimeout time.Duration
 	groups        *appendGroups // nil: every append is stored on its own
@@ -144,6 +145,15 @@ func (s *Store) Close() { s.pool.Close() }
 // Pool returns the connection pool, for the packages that keep their own
 // tables in the store's schema (the registry) and for metrics.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// ID returns the store's identity, made when its tables were created; the
+// zero UUID before Check or Migrate.
+func (s *Store) ID() eventstore.UUID {
+	if id := s.id.Load(); id != nil {
+		return *id
+	}
+	return eventstore.UUID{}
+}
 
 // Schema returns the name of the store's schema.
 func (s *Store) Schema() string { return s.schema }

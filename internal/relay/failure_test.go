@@ -175,3 +175,26 @@ func TestAStandbyTakesOverWithinSeconds(t *testing.T) {
 	}
 	checkExactlyOnce(t, stored, published)
 }
+
+// A store created anew beside topics that hold another store's events (the
+// same store name and prefix) must not resume from that store's checkpoint.
+func TestARelayRefusesAnotherStoresCheckpoint(t *testing.T) {
+	first := newEnv(t, harness.KafkaBrokers(t))
+	appendEvents(t, first.store, 3, 2, "first")
+	stopFirst := first.start(first.relay(relay.Options{}))
+	if got := first.waitPublished(len(first.stored()), 20*time.Second); len(got) != len(first.stored()) {
+		t.Fatalf("the first store's relay published %d of %d", len(got), len(first.stored()))
+	}
+	stopFirst()
+
+	second := newEnv(t, harness.KafkaBrokers(t))
+	second.kafka = first.kafka // the same topics and transactional id
+	appendEvents(t, second.store, 3, 2, "second")
+	second.start(second.relay(relay.Options{}))
+	time.Sleep(3 * time.Second)
+	for _, m := range second.published() {
+		if _, ok := second.stored()[m.ID]; ok {
+			t.Fatalf("the second store's event %s was published from the first store's checkpoint", m.ID)
+		}
+	}
+}

@@ -30,10 +30,12 @@ type Checkpoint struct {
 	Cursor eventstore.Cursor `json:"cursor"`
 	// Position is the last published event's global position and
 	// Published the number of events published so far: for people.
-	Position  int64     `json:"position"`
-	Published int64     `json:"published"`
-	Relay     string    `json:"relay"`
-	At        time.Time `json:"at"`
+	Position  int64 `json:"position"`
+	Published int64 `json:"published"`
+	// Store is the identity of the store the cursor belongs to.
+	Store string    `json:"store"`
+	Relay string    `json:"relay"`
+	At    time.Time `json:"at"`
 }
 
 // Event is a stored event with the registry id of its schema.
@@ -42,9 +44,11 @@ type Event struct {
 	SchemaID int
 }
 
-// Source is the store, read in position order.
+// Source is the store, read in position order. ID identifies it, so that a
+// checkpoint is only ever resumed in the store it was made in.
 type Source interface {
 	ReadAll(ctx context.Context, after eventstore.Cursor, limit int) (eventstore.Page, error)
+	ID() eventstore.UUID
 }
 
 // Schemas gives the registry id of a stored event's schema.
@@ -220,6 +224,9 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 
 var errLeaseLost = errors.New("lost the relay lease")
 
+// errForeignCheckpoint stops a relay from resuming another store's cursor.
+var errForeignCheckpoint = errors.New("refusing to publish")
+
 // page is a batch read ahead of publishing.
 type page struct {
 	events []Event
@@ -242,6 +249,11 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 	cp, err := pub.Init(ctx)
 	if err != nil {
 		return err
+	}
+	store := r.src.ID().String()
+	if cp.Cursor != "" && cp.Store != store {
+		return fmt.Errorf("%w: the committed checkpoint belongs to store %q, and this is store %s: "+
+			"the topics hold another store's events; give this store its own STRATA_STORE_NAME and topic prefix", errForeignCheckpoint, cp.Store, store)
 	}
 	r.lastCommit.Store(time.Now().UnixNano())
 	r.log.Info("resuming from the committed checkpoint", "position", cp.Position, "published", cp.Published, "by", cp.Relay)
@@ -269,7 +281,7 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 		case p = <-pages:
 		}
 		last := p.events[len(p.events)-1]
-		next := Checkpoint{Cursor: p.next, Position: last.GlobalPosition, Published: cp.Published + int64(len(p.events))}
+		next := Checkpoint{Cursor: p.next, Position: last.GlobalPosition, Published: cp.Published + int64(len(p.events)), Store: store}
 		if err := r.fault("publish"); err != nil {
 			return err
 		}
