@@ -20,7 +20,7 @@ import (
 )
 
 // relayEvents is how many events each relay round publishes.
-const relayEvents = 50_000
+const relayEvents = 200_000
 
 type oneSchemaID struct{}
 
