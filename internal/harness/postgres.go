@@ -172,6 +172,7 @@ func (c *PostgresCluster) Start(ctx context.Context) error {
 		return errors.New("postgres is already running")
 	}
 	var lastErr error
+	shmDeadline := time.Now().Add(10 * time.Second)
 	for attempt := 0; attempt < 5; attempt++ {
 		port := c.port
 		if port == 0 {
@@ -184,6 +185,13 @@ func (c *PostgresCluster) Start(ctx context.Context) error {
 		if lastErr == nil {
 			c.port = port
 			return nil
+		}
+		// After a Kill, the old server's backends may still be attached
+		// to its shared memory for a moment after they were signalled.
+		if strings.Contains(lastErr.Error(), "pre-existing shared memory block") && time.Now().Before(shmDeadline) {
+			attempt--
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		if c.port != 0 || !strings.Contains(lastErr.Error(), "in use") {
 			return lastErr
@@ -219,6 +227,9 @@ func (c *PostgresCluster) startOn(ctx context.Context, port int) error {
 		f, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("start postgres: %w", err)
+		}
+		if c.logFile != nil {
+			c.logFile.Close()
 		}
 		logFile, c.logFile = f, f
 	}
