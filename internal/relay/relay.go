@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -288,19 +289,23 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 		start := time.Now()
 		// The lease is checked while the records are produced: it must
 		// be known to be held before the commit, not checked after them.
+		// The check has the lease's session to itself: it is waited for
+		// before anything else uses the session, or the lease is released.
 		leaseErr := make(chan error, 1)
 		go func() { leaseErr <- lease.Check(ctx) }()
+		leaseHeld := sync.OnceValue(func() error { return <-leaseErr })
 		err := pub.Publish(ctx, p.events, next, func(ctx context.Context) error {
 			if err := r.fault("commit"); err != nil {
 				return err
 			}
-			return <-leaseErr
+			return leaseHeld()
 		})
+		lost := leaseHeld()
 		var crash *crashError
 		switch {
 		case errors.As(err, &crash), errors.Is(err, ErrFenced):
 			return err
-		case err != nil && lease.Check(ctx) != nil:
+		case err != nil && (lost != nil || lease.Check(ctx) != nil):
 			return fmt.Errorf("%w: %v", errLeaseLost, err)
 		case err != nil:
 			return err
