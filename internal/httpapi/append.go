@@ -109,7 +109,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 		s.opts.OnAppend()
 	}
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
-	writeJSON(w, status, resp)
+	WriteJSON(w, status, resp)
 	return nil
 }
 

@@ -9,10 +9,11 @@ import (
 	"github.com/strata-events/strata/internal/eventstore"
 )
 
-// Codes of the HTTP layer itself, beside the store's.
+// Codes of the HTTP layer itself, beside the store's: errors coded with
+// them (eventstore.Errorf(CodeNotFound, ...)) answer 404 and 405.
 const (
-	codeNotFound         = "not_found"
-	codeMethodNotAllowed = "method_not_allowed"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
 )
 
 // statusOf is the one table from error codes to HTTP statuses.
@@ -23,8 +24,8 @@ var statusOf = map[string]int{
 	eventstore.CodeUnauthenticated:        http.StatusUnauthorized,
 	eventstore.CodeForbidden:              http.StatusForbidden,
 	eventstore.CodeStreamNotFound:         http.StatusNotFound,
-	codeNotFound:                          http.StatusNotFound,
-	codeMethodNotAllowed:                  http.StatusMethodNotAllowed,
+	CodeNotFound:                          http.StatusNotFound,
+	CodeMethodNotAllowed:                  http.StatusMethodNotAllowed,
 	eventstore.CodeWrongExpectedVersion:   http.StatusConflict,
 	eventstore.CodeDuplicateEventID:       http.StatusConflict,
 	eventstore.CodeTooLarge:               http.StatusRequestEntityTooLarge,
@@ -100,8 +101,9 @@ func describe(err error) (int, errorBody) {
 	return status, body
 }
 
-// writeJSON writes v with the status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as the response's JSON body, with the status. Should v
+// fail to encode, it writes a 500 internal error instead.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"could not encode the response"}}`)

@@ -2,10 +2,9 @@ package httpapi
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// metrics are the API's Prometheus metrics.
+// metrics are the writer's Prometheus metrics of appends; the Router keeps
+// those of requests.
 type metrics struct {
-	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
 	appends       *prometheus.CounterVec
 	events        *prometheus.CounterVec
 	appendLatency prometheus.Histogram
@@ -23,15 +22,6 @@ const (
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_http_requests_total",
-			Help: "HTTP requests by route, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "strata_http_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by route.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"route"}),
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_appends_total",
 			Help: "Append requests by outcome: stored, replayed (an idempotent retry), conflict, rejected (bad input), unavailable, error.",
@@ -46,6 +36,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.appends, m.events, m.appendLatency)
+	reg.MustRegister(m.appends, m.events, m.appendLatency)
 	return m
 }

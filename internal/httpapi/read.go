@@ -56,7 +56,7 @@ func (s *Server) readStream(w http.ResponseWriter, r *http.Request, _ Token) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, streamPageJSON{Events: events, Next: page.Next, Version: page.Version})
+	WriteJSON(w, http.StatusOK, streamPageJSON{Events: events, Next: page.Next, Version: page.Version})
 	return nil
 }
 
@@ -93,7 +93,7 @@ func (s *Server) readPage(w http.ResponseWriter, r *http.Request, read func(cont
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pageJSON{Events: events, Next: string(page.Next)})
+	WriteJSON(w, http.StatusOK, pageJSON{Events: events, Next: string(page.Next)})
 	return nil
 }
 

@@ -467,3 +467,13 @@ func (c *Catalog) Subject(ctx context.Context, typ string) (subject string, vers
 	}
 	return t.subject, t.version, nil
 }
+
+// Latest returns the latest schema of event type typ: the shape in which
+// projections see its events. Errors as for Encode.
+func (c *Catalog) Latest(ctx context.Context, typ string) (*avro.Schema, error) {
+	t, err := c.eventType(ctx, typ)
+	if err != nil {
+		return nil, err
+	}
+	return t.latest.schema, nil
+}

@@ -219,3 +219,30 @@ func TestCatalogUnderConcurrentUse(t *testing.T) {
 		t.Errorf("after the concurrent registration, OrderItemAdded is at version %d, %v; want 2", v, err)
 	}
 }
+
+func TestCatalogLatestIsTheSchemaOfTheNewestVersion(t *testing.T) {
+	reg := registry.New(registry.NewMemStorage(), registry.Options{})
+	cat := registry.NewCatalog(reg, registry.CatalogOptions{})
+	defer cat.Close()
+	mustRegister(t, reg, itemSubject, schemaFile(t, "OrderItemAdded.avsc"))
+	s, err := cat.Latest(ctx, "OrderItemAdded")
+	if err != nil {
+		t.Fatalf("Latest(OrderItemAdded) = %v", err)
+	}
+	if _, ok := s.FieldType("currency"); ok || s.FullName() != itemSubject {
+		t.Errorf("Latest(OrderItemAdded) = %s; want version 1, without currency", s)
+	}
+
+	mustRegister(t, reg, itemSubject, schemaFile(t, "OrderItemAdded.v2.avsc"))
+	s, err = cat.Latest(ctx, "OrderItemAdded")
+	if err != nil {
+		t.Fatalf("Latest(OrderItemAdded) after v2 = %v", err)
+	}
+	if typ, ok := s.FieldType("currency"); !ok || typ != "string" {
+		t.Errorf("Latest(OrderItemAdded) after v2 = %s; want version 2, with a string currency", s)
+	}
+
+	if s, err := cat.Latest(ctx, "OrderRefunded"); !errors.Is(err, eventstore.ErrUnknownEventType) {
+		t.Errorf("Latest(OrderRefunded) = %v, %v; want unknown_event_type", s, err)
+	}
+}

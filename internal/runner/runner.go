@@ -1,0 +1,720 @@
+// Package runner is the projector's engine: it applies the events of a
+// projection's Kafka topics to its read model in PostgreSQL, exactly once,
+// and rebuilds read models blue/green.
+//
+// Exactly once: each batch of one partition's records is applied in one
+// PostgreSQL transaction that also moves the partition's stored offset,
+// and only if that offset is still where this worker last left it (a
+// compare-and-set, claimSQL). Offsets live in the read-model database, not
+// in Kafka: on assignment a worker resumes from them, and a worker that
+// lost its partitions without noticing (a zombie) can commit nothing
+// more. A per-stream version guard also drops records seen before, such as
+// records published twice by hand, and reports gaps.
+//
+// The runner reads Kafka through the Consumers it is given (the kafka
+// package's adapter) and decodes through a Decoder (the registry's
+// Catalog), resolving every event to its type's latest schema.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/projection"
+)
+
+// Record is a Kafka record as the runner sees it.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Control marks a transaction marker: it only moves the offset on.
+	Control bool
+	// Event is the stored event the record carries; its Data is the
+	// Avro binary, written with the schema of SchemaID.
+	Event    eventstore.RecordedEvent
+	SchemaID int
+	// Value is the record's value as published, kept when it is parked.
+	Value []byte
+	// Err says why the record could not be read as an event.
+	Err error
+}
+
+// Batch is the records of one partition from one poll, in offset order.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Records   []Record
+	// End is the partition's last stable offset when fetched, or -1.
+	End int64
+}
+
+// Consumer delivers the records of the partitions a worker reads.
+type Consumer interface {
+	// Poll waits for records. After it returns some, the partitions
+	// stay this worker's until Release: rebalances happen only between
+	// batches. It returns ctx's error when ctx ends.
+	Poll(ctx context.Context) ([]Batch, error)
+	// Release lets a rebalance happen.
+	Release()
+	// Close leaves the group, if any, and closes the client.
+	Close()
+}
+
+// GroupHooks are called as partitions come and go. Assigned returns the
+// next offset to read of each assigned partition, -1 for the start.
+type GroupHooks struct {
+	Assigned func(ctx context.Context, partitions map[string][]int32) (map[string]map[int32]int64, error)
+	Revoked  func(partitions map[string][]int32)
+}
+
+// Consumers opens consumers.
+type Consumers interface {
+	// Group joins the consumer group on topics (read_committed,
+	// cooperative-sticky), creating the topics when missing.
+	Group(ctx context.Context, group string, topics []string, hooks GroupHooks) (Consumer, error)
+	// Partitions reads every partition of topics, without a group, from
+	// the given next offsets (-1 or absent: the start).
+	Partitions(ctx context.Context, topics []string, from map[string]map[int32]int64) (Consumer, error)
+	// EndOffsets returns the last stable offset of every partition of
+	// topics, creating the topics when missing.
+	EndOffsets(ctx context.Context, topics []string) (map[string]map[int32]int64, error)
+}
+
+// Decoder decodes Confluent wire data, written with registry id, into the
+// shape of readerType's latest schema (a map for a record).
+type Decoder interface {
+	DecodeWire(ctx context.Context, id int, data []byte, readerType string) (any, error)
+}
+
+// Defaults for Options.
+const (
+	DefaultSchema      = "readmodel"
+	DefaultGroupPrefix = "strata.projection."
+	DefaultAttempts    = 5
+	DefaultBackoff     = 200 * time.Millisecond
+	DefaultMaxBackoff  = 10 * time.Second
+	DefaultHaltPoll    = 2 * time.Second
+)
+
+// Options configures a Runner; the zero value gives the defaults.
+type Options struct {
+	// Schema is the read-model schema, DefaultSchema by default. The
+	// pool given to New must have it as its search_path.
+	Schema string
+	// GroupPrefix is put before the projection's name to name its
+	// consumer group.
+	GroupPrefix string
+	// Topic names the topic of a category; "events."+category by default.
+	Topic func(category string) string
+	// Attempts is how many times a failing batch, and then each of its
+	// events alone, is tried before the event is poison. Failures that
+	// are the database's or the network's (the connection was lost, the
+	// server is shutting down, a serialization failure) are retried
+	// without limit and never make an event poison.
+	Attempts int
+	// Backoff is the wait before the first retry, doubled after each
+	// failure up to MaxBackoff.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// HaltPoll is how often a halted projection checks whether it was
+	// resumed.
+	HaltPoll time.Duration
+	Metrics  prometheus.Registerer
+	Logger   *slog.Logger
+	// Fault, when set, is called at named points ("commit": before a
+	// batch commits) and makes the batch fail with its error: for tests.
+	Fault func(point string) error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if o.GroupPrefix == "" {
+		o.GroupPrefix = DefaultGroupPrefix
+	}
+	if o.Topic == nil {
+		o.Topic = func(c string) string { return "events." + c }
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = DefaultAttempts
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.HaltPoll <= 0 {
+		o.HaltPoll = DefaultHaltPoll
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Fault == nil {
+		o.Fault = func(string) error { return nil }
+	}
+	return o
+}
+
+// Runner runs one projection: it keeps its read model up to date as one
+// member of the projection's consumer group.
+type Runner struct {
+	p         *projection.Projection
+	db        *pgxpool.Pool
+	consumers Consumers
+	decoder   Decoder
+	opts      Options
+	book      book
+	m         *metrics
+	log       *slog.Logger
+}
+
+// New returns a runner of p, writing through db, whose search_path must be
+// opts.Schema. It panics if p is invalid (see projection.Validate).
+func New(p *projection.Projection, db *pgxpool.Pool, consumers Consumers, decoder Decoder, opts Options) *Runner {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	opts = opts.withDefaults()
+	return &Runner{
+		p: p, db: db, consumers: consumers, decoder: decoder, opts: opts,
+		book: newBook(opts.Schema),
+		m:    newMetrics(opts.Metrics, p.Name),
+		log:  opts.Logger.With("projection", p.Name),
+	}
+}
+
+// Projection returns the runner's projection.
+func (r *Runner) Projection() *projection.Projection { return r.p }
+
+// Topics returns the topics of the projection's categories.
+func (r *Runner) Topics() []string {
+	out := make([]string, len(r.p.Categories))
+	for i, c := range r.p.Categories {
+		out[i] = r.opts.Topic(c)
+	}
+	return out
+}
+
+// Setup creates the bookkeeping tables and the projection's own, if
+// missing, and registers the projection.
+func (r *Runner) Setup(ctx context.Context) error {
+	if err := r.book.ensure(ctx, r.db); err != nil {
+		return fmt.Errorf("read-model schema %s: %w", r.opts.Schema, err)
+	}
+	_, err := r.book.setup(ctx, r.db, r.p)
+	return err
+}
+
+// Run keeps the read model up to date until ctx ends, and returns nil
+// then. While the projection is halted it waits to be resumed. It returns
+// an error only for what retrying cannot mend: a Setup that fails.
+func (r *Runner) Run(ctx context.Context) error {
+	failures := 0
+	for ctx.Err() == nil {
+		err := r.Setup(ctx)
+		if err == nil {
+			break
+		}
+		if !transient(err) {
+			return err
+		}
+		failures++
+		r.log.Warn("cannot set up the read model; retrying", "error", err)
+		r.sleep(ctx, failures)
+	}
+	haltLogged := false
+	for failures = 0; ctx.Err() == nil; {
+		row, err := r.book.load(ctx, r.db, r.p.Name)
+		if err != nil {
+			failures++
+			r.log.Warn("cannot read the projection's state; retrying", "error", err)
+			r.sleep(ctx, failures)
+			continue
+		}
+		if row.State == StateHalted {
+			r.m.halted.Set(1)
+			if !haltLogged {
+				r.log.Error("the projection is halted; run `projector resume "+r.p.Name+"` after fixing the cause",
+					"error", deref(row.HaltedError))
+				haltLogged = true
+			}
+			sleepCtx(ctx, r.opts.HaltPoll)
+			continue
+		}
+		r.m.halted.Set(0)
+		haltLogged = false
+		err = r.session(ctx, target{projection: r.p.Name, generation: row.Generation})
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errConflict), errors.Is(err, errHalted):
+			r.log.Info("re-reading the projection's state", "reason", err)
+			failures = 0
+		default:
+			failures++
+			r.log.Warn("consuming failed; retrying", "error", err)
+			r.sleep(ctx, failures)
+		}
+	}
+	return nil
+}
+
+// session consumes as a member of the group, writing generation t, until
+// a conflict, a halt or an error.
+func (r *Runner) session(ctx context.Context, t target) error {
+	a := r.newApplier(r.db, t)
+	c, err := r.consumers.Group(ctx, r.opts.GroupPrefix+r.p.Name, r.Topics(), GroupHooks{Assigned: a.assigned, Revoked: a.revoked})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r.log.Info("consuming", "group", r.opts.GroupPrefix+r.p.Name, "generation", t.generation)
+	for {
+		batches, err := c.Poll(ctx)
+		if err != nil {
+			return err
+		}
+		err = a.applyAll(ctx, batches)
+		c.Release()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, failures int) {
+	sleepCtx(ctx, r.backoff(failures))
+}
+
+func (r *Runner) backoff(failures int) time.Duration {
+	d := r.opts.Backoff
+	for i := 1; i < failures && d < r.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, r.opts.MaxBackoff)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// errHalted means the projection was halted by a poison event.
+var errHalted = errors.New("the projection halted on a poison event")
+
+// poisonError is the failure that made a record poison.
+type poisonError struct {
+	err      error
+	attempts int
+}
+
+func (e *poisonError) Error() string {
+	return fmt.Sprintf("failed %d times: %v", e.attempts, e.err)
+}
+
+func (e *poisonError) Unwrap() error { return e.err }
+
+// transient tells failures of the database or the network, which are
+// retried without limit, from failures of an event, which can make it
+// poison.
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "57", "58": // connection, rollback, resources, operator, system
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	return eventstore.ErrorCode(err) == eventstore.CodeUnavailable
+}
+
+// applier applies batches to one target through db, and tracks the
+// partitions it owns.
+type applier struct {
+	r  *Runner
+	db *pgxpool.Pool
+	t  target
+
+	mu    sync.Mutex
+	parts map[partitionKey]*partitionState
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// partitionState is what a worker knows of a partition it owns: the
+// stored next offset (-1: none stored), and the last applied versions of
+// streams seen, valid while its claims succeed.
+type partitionState struct {
+	next     int64
+	versions map[string]int64
+}
+
+// maxCachedStreams bounds the version cache of a partition; past it the
+// cache starts again empty (the table has them all).
+const maxCachedStreams = 100_000
+
+func (r *Runner) newApplier(db *pgxpool.Pool, t target) *applier {
+	return &applier{r: r, db: db, t: t, parts: map[partitionKey]*partitionState{}}
+}
+
+// assigned loads the stored offsets of newly assigned partitions.
+func (a *applier) assigned(ctx context.Context, partitions map[string][]int32) (map[string]map[int32]int64, error) {
+	var topics []string
+	for t := range partitions {
+		topics = append(topics, t)
+	}
+	stored, err := a.r.book.offsets(ctx, a.db, a.t, topics)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int32]int64{}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for topic, ps := range partitions {
+		out[topic] = map[int32]int64{}
+		for _, p := range ps {
+			next, ok := stored[topic][p]
+			if !ok {
+				next = -1
+			}
+			a.parts[partitionKey{topic, p}] = &partitionState{next: next, versions: map[string]int64{}}
+			out[topic][p] = next
+		}
+	}
+	a.r.log.Info("partitions assigned", "partitions", partitions)
+	return out, nil
+}
+
+// revoked forgets partitions taken away.
+func (a *applier) revoked(partitions map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for topic, ps := range partitions {
+		for _, p := range ps {
+			delete(a.parts, partitionKey{topic, p})
+			a.r.m.lag.DeleteLabelValues(a.r.p.Name, topic, fmt.Sprint(p))
+		}
+	}
+	a.r.log.Info("partitions revoked", "partitions", partitions)
+}
+
+func (a *applier) state(topic string, partition int32) *partitionState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.parts[partitionKey{topic, partition}]
+}
+
+// applyAll applies each partition's batch in turn.
+func (a *applier) applyAll(ctx context.Context, batches []Batch) error {
+	for _, b := range batches {
+		if err := a.apply(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply applies one partition's batch: as a whole while that works, then,
+// when it keeps failing, record by record, handing a poison record to the
+// projection's policy.
+func (a *applier) apply(ctx context.Context, b Batch) error {
+	st := a.state(b.Topic, b.Partition)
+	if st == nil {
+		return nil // not ours (any more)
+	}
+	recs := b.Records
+	for len(recs) > 0 && recs[0].Offset < st.next {
+		recs = recs[1:] // applied before
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	dec := make([]decoded, len(recs))
+	err := a.retry(ctx, func() error { return a.commit(ctx, st, recs, dec) })
+	if err == nil {
+		a.observeLag(b, st)
+		return nil
+	}
+	var poison *poisonError
+	if !errors.As(err, &poison) {
+		return err
+	}
+	a.r.log.Warn("a batch keeps failing; applying its records one by one to find the poison", "topic", b.Topic,
+		"partition", b.Partition, "from", recs[0].Offset, "to", recs[len(recs)-1].Offset, "error", err)
+	for i := range recs {
+		if recs[i].Offset < st.next {
+			continue
+		}
+		err := a.retry(ctx, func() error { return a.commit(ctx, st, recs[i:i+1], dec[i:i+1]) })
+		if errors.As(err, &poison) {
+			err = a.poison(ctx, st, recs[i], dec[i], poison)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	a.observeLag(b, st)
+	return nil
+}
+
+func (a *applier) observeLag(b Batch, st *partitionState) {
+	if b.End >= 0 {
+		a.r.m.lag.WithLabelValues(a.r.p.Name, b.Topic, fmt.Sprint(b.Partition)).Set(float64(max(0, b.End-st.next)))
+	}
+}
+
+// retry calls fn until it succeeds, retrying transient failures without
+// limit and others up to Attempts times, after which it returns a
+// *poisonError. Conflicts and the end of ctx return at once.
+func (a *applier) retry(ctx context.Context, fn func() error) error {
+	failures, transients := 0, 0
+	for {
+		err := fn()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errConflict):
+			a.r.m.conflicts.Inc()
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case transient(err):
+			transients++
+			a.r.m.retries.WithLabelValues("transient").Inc()
+			a.r.log.Warn("the read-model database failed; retrying", "error", err, "retries", transients)
+			a.r.sleep(ctx, transients)
+		default:
+			failures++
+			a.r.m.retries.WithLabelValues("failure").Inc()
+			if failures >= a.r.opts.Attempts {
+				return &poisonError{err: err, attempts: failures}
+			}
+			a.r.log.Warn("applying failed; retrying", "error", err, "attempt", failures)
+			a.r.sleep(ctx, failures)
+		}
+	}
+}
+
+// decoded caches a record's decoding between attempts.
+type decoded struct {
+	ok    bool
+	event projection.Event
+}
+
+// commit applies recs, all of one partition, in one transaction that
+// claims their offsets (see claimSQL).
+func (a *applier) commit(ctx context.Context, st *partitionState, recs []Record, dec []decoded) error {
+	topic, partition := recs[0].Topic, recs[0].Partition
+	for i, rec := range recs {
+		if rec.Control || dec[i].ok {
+			continue
+		}
+		e, err := a.decode(ctx, rec)
+		if err != nil {
+			return err
+		}
+		dec[i] = decoded{ok: true, event: e}
+	}
+
+	// The version guard. Versions read outside the transaction are
+	// current if the claim succeeds: only a claim of this partition
+	// writes its streams' versions.
+	var missing []string
+	for i := range recs {
+		if dec[i].ok {
+			s := dec[i].event.StreamID
+			if _, ok := st.versions[s]; !ok {
+				missing = append(missing, s)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		found, err := a.r.book.versions(ctx, a.db, a.t, missing)
+		if err != nil {
+			return err
+		}
+		if len(st.versions)+len(missing) > maxCachedStreams {
+			st.versions = map[string]int64{}
+		}
+		for _, s := range missing {
+			st.versions[s] = found[s] // 0 when never applied
+		}
+	}
+	changed := map[string]int64{}
+	var events []projection.Event
+	duplicates, gaps := 0, 0
+	for i := range recs {
+		if !dec[i].ok {
+			continue
+		}
+		e := dec[i].event
+		last, ok := changed[e.StreamID]
+		if !ok {
+			last = st.versions[e.StreamID]
+		}
+		switch {
+		case e.Version <= last:
+			duplicates++
+			continue
+		case e.Version > last+1:
+			gaps++
+			a.r.log.Warn("gap in a stream: applying anyway", "stream", e.StreamID, "last", last, "version", e.Version,
+				"topic", topic, "partition", partition, "offset", e.Offset)
+		}
+		changed[e.StreamID] = e.Version
+		events = append(events, e)
+	}
+	streams := make([]string, 0, len(changed))
+	versions := make([]int64, 0, len(changed))
+	for s, v := range changed {
+		streams = append(streams, s)
+		versions = append(versions, v)
+	}
+
+	start := time.Now()
+	next := recs[len(recs)-1].Offset + 1
+	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
+		if err := a.r.book.claim(ctx, tx, a.t, topic, partition, st.next, next, int64(len(events))); err != nil {
+			return err
+		}
+		if err := a.r.book.saveVersions(ctx, tx, a.t, streams, versions); err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			if err := a.r.p.Apply(ctx, tx, events); err != nil {
+				return err
+			}
+		}
+		return a.r.opts.Fault("commit")
+	})
+	if err != nil {
+		return err
+	}
+	st.next = next
+	for s, v := range changed {
+		st.versions[s] = v
+	}
+	a.r.m.committed(events, duplicates, gaps, time.Since(start))
+	return nil
+}
+
+// decode turns a record into the event a projection sees.
+func (a *applier) decode(ctx context.Context, rec Record) (projection.Event, error) {
+	where := fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)
+	if rec.Err != nil {
+		return projection.Event{}, fmt.Errorf("record %s: %w", where, rec.Err)
+	}
+	e := rec.Event
+	v, err := a.r.decoder.DecodeWire(ctx, rec.SchemaID, e.Data, e.Type)
+	if err != nil {
+		return projection.Event{}, fmt.Errorf("record %s (%s %s@%d): %w", where, e.Type, e.StreamID, e.Version, err)
+	}
+	data, ok := v.(map[string]any)
+	if !ok {
+		return projection.Event{}, fmt.Errorf("record %s (%s %s@%d): the data is not a record", where, e.Type, e.StreamID, e.Version)
+	}
+	return projection.Event{
+		ID: e.ID.String(), StreamID: e.StreamID.String(), Category: e.StreamID.Category(), Version: e.Version,
+		Type: e.Type, GlobalPosition: e.GlobalPosition, RecordedAt: e.RecordedAt, Data: data, SchemaID: rec.SchemaID,
+		Metadata: projection.Metadata{
+			CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
+			UserID: e.Metadata.UserID, TenantID: e.Metadata.TenantID, Custom: e.Metadata.Custom,
+		},
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+	}, nil
+}
+
+// poison handles a record whose application keeps failing, by policy.
+func (a *applier) poison(ctx context.Context, st *partitionState, rec Record, dec decoded, cause *poisonError) error {
+	h := Halt{Error: cause.Error(), At: time.Now().UTC(), Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	if rec.Err == nil {
+		h.StreamID, h.Version, h.Type = rec.Event.StreamID.String(), rec.Event.Version, rec.Event.Type
+	}
+	if a.r.p.Policy() == projection.Halt {
+		a.r.log.Error("poison event: halting the projection", "event", h)
+		if a.t.build {
+			return &HaltError{Projection: a.r.p.Name, Halt: h}
+		}
+		err := a.retry(ctx, func() error { return a.r.book.halt(ctx, a.db, a.t, h) })
+		if err != nil {
+			return err
+		}
+		a.r.m.halted.Set(1)
+		return errHalted
+	}
+	a.r.log.Error("poison event: parking it and going on", "event", h)
+	next := rec.Offset + 1
+	err := a.retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
+			if err := a.r.book.claim(ctx, tx, a.t, rec.Topic, rec.Partition, st.next, next, 0); err != nil {
+				return err
+			}
+			if dec.ok {
+				if err := a.r.book.saveVersions(ctx, tx, a.t, []string{dec.event.StreamID}, []int64{dec.event.Version}); err != nil {
+					return err
+				}
+			}
+			return a.r.book.park(ctx, tx, a.t, rec, cause.err, cause.attempts)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	st.next = next
+	if dec.ok {
+		st.versions[dec.event.StreamID] = dec.event.Version
+	}
+	a.r.m.events.WithLabelValues(a.r.p.Name, "parked").Inc()
+	return nil
+}
+
+// HaltError is a rebuild stopped by a poison event under the halt policy.
+type HaltError struct {
+	Projection string
+	Halt       Halt
+}
+
+func (e *HaltError) Error() string {
+	h := e.Halt
+	return fmt.Sprintf("projection %s halted on %s %s@%d (%s/%d@%d): %s", e.Projection, h.Type, h.StreamID, h.Version,
+		h.Topic, h.Partition, h.Offset, h.Error)
+}

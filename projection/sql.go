@@ -1,0 +1,458 @@
+package projection
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// SQLProjection is a declarative projection read from a .sql file: its
+// definition, its setup DDL and one statement per event type it handles.
+// It is immutable once parsed, and safe for concurrent use, as is the
+// Apply of its Projection.
+type SQLProjection struct {
+	def        Projection // without Apply
+	nameLine   int        // of -- strata:projection, 1 when the name is the file's
+	statements []*statement
+	byType     map[string]*statement
+}
+
+// statement is the SQL run for each event of one type.
+type statement struct {
+	eventType string
+	onLine    int    // of its -- strata:on directive
+	line      int    // of its first token
+	sql       string // with $1..$n for the parameters
+	params    []*param
+}
+
+// param is a value bound by name: params[i] of a statement is its $i+1.
+type param struct {
+	name  string // as first written, without ':'
+	line  int    // where first written
+	path  []string
+	value func(*Event) any
+}
+
+// envelope holds the values of the :event. and :meta. parameters; the
+// metadata ones are NULL when empty.
+var envelope = map[string]func(*Event) any{
+	"event.id":           func(e *Event) any { return e.ID },
+	"event.streamId":     func(e *Event) any { return e.StreamID },
+	"event.category":     func(e *Event) any { return e.Category },
+	"event.version":      func(e *Event) any { return e.Version },
+	"event.type":         func(e *Event) any { return e.Type },
+	"event.position":     func(e *Event) any { return e.GlobalPosition },
+	"event.recordedAt":   func(e *Event) any { return e.RecordedAt },
+	"meta.correlationId": func(e *Event) any { return nullIfEmpty(e.Metadata.CorrelationID) },
+	"meta.causationId":   func(e *Event) any { return nullIfEmpty(e.Metadata.CausationID) },
+	"meta.userId":        func(e *Event) any { return nullIfEmpty(e.Metadata.UserID) },
+	"meta.tenantId":      func(e *Event) any { return nullIfEmpty(e.Metadata.TenantID) },
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// ParseSQL parses a declarative projection. source is where text comes
+// from ("projections/shipped_items.sql"): it becomes the Projection's
+// Source, gives its default name, and starts every error message, which
+// names the line too ("projections/x.sql:14: ...").
+//
+// # The format
+//
+// A projection file is SQL. Directives are comments that start a line:
+//
+//	-- strata:projection NAME     optional; the file's name without .sql by default
+//	-- strata:categories A, B     required: the stream categories it reads
+//	-- strata:on-poison park      optional: halt (the default) or park
+//	-- strata:setup               the DDL that creates its tables and indexes
+//	-- strata:on TYPE             the statement run for each event of type TYPE
+//
+// The first three come before any section, each at most once. A setup
+// section holds any number of statements, up to the next directive; they
+// run as one multi-statement Exec, must be idempotent (CREATE TABLE IF NOT
+// EXISTS) and may not use parameters. An on section holds exactly one
+// statement (a trailing semicolon is allowed), and an event type has one
+// section at most; events of types without one are skipped. Other
+// comments may go anywhere; unknown directives are errors.
+//
+// # Parameters
+//
+// In an on statement, :name binds a value of the event, the same name to
+// the same parameter each time:
+//
+//	:field, :address.city    a field of the event's data, or of a record
+//	                         within it; a missing field is NULL
+//	:data.field              the same; the form for a field called event,
+//	                         meta or data
+//	:event.id  :event.streamId  :event.category  :event.type    text
+//	:event.version  :event.position (global position)           bigint
+//	:event.recordedAt                                           timestamptz
+//	:meta.correlationId  :meta.causationId  :meta.userId  :meta.tenantId
+//	:meta.custom.KEY         metadata, as text; NULL when empty or absent
+//
+// These are not parameters: a :: cast (:timestamp::timestamptz is the
+// parameter timestamp, cast), anything inside '...' and E'...' strings,
+// "quoted identifiers", $tag$ dollar-quoted $tag$ strings, -- comments
+// and nested /* comments */, and the colon of an array slice: a colon
+// right after a word or a number, or before a digit (a[1:2], a[lo:hi]).
+// Positional parameters ($1) are errors: the statements are rewritten to
+// use them, once, when the file is parsed.
+//
+// # Values
+//
+// Data fields bind as pgx sends their Go values (see Event.Data): text,
+// integers, floating point, boolean and bytea as themselves; a decimal as
+// an exact numeric, never through a float; a timestamp or date as
+// timestamptz; a time of day (time-millis, time-micros) as the interval
+// since midnight, and an Avro duration as an interval; arrays, maps and
+// records as their JSON text, for json and jsonb, with decimals as exact
+// numbers, timestamps as RFC 3339 text, times of day as "HH:MM:SS.ffffff"
+// and bytes as base64. Where PostgreSQL cannot infer a parameter's type
+// from its use (a SELECT list, an operand of ||), cast it:
+// :shippingAddress::text, :timestamp::timestamptz, :openedAt::interval::time.
+//
+// ParseSQL fails on any of the errors above, on an invalid name, policy,
+// category or type, on a file with no categories or no on section, and on
+// unterminated strings, identifiers and comments.
+func ParseSQL(source string, text []byte) (*SQLProjection, error) {
+	p := &sqlParser{source: source, src: text, seen: map[string]int{}}
+	return p.parse()
+}
+
+// LoadDir parses every *.sql file of dir, in name order. It fails when
+// dir cannot be read, and otherwise reports the errors of every file
+// (see ParseSQL), and a projection name that two files use.
+func LoadDir(dir string) ([]*SQLProjection, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load SQL projections: %w", err)
+	}
+	var (
+		all    []*SQLProjection
+		errs   []error
+		byName = map[string]*SQLProjection{}
+	)
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".sql" {
+			continue
+		}
+		source := filepath.Join(dir, e.Name())
+		text, err := os.ReadFile(source)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sp, err := ParseSQL(source, text)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if other := byName[sp.def.Name]; other != nil {
+			errs = append(errs, lineError(source, sp.nameLine, "projection %s is defined in %s too", sp.def.Name, other.def.Source))
+			continue
+		}
+		byName[sp.def.Name] = sp
+		all = append(all, sp)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return all, nil
+}
+
+// Projection returns the projection to run: a new value each call, whose
+// Apply runs the file's statements (see ApplyFunc).
+func (sp *SQLProjection) Projection() *Projection {
+	p := sp.def
+	p.Categories = slices.Clone(p.Categories)
+	p.Apply = sp.apply
+	return &p
+}
+
+// Check validates the file against the latest schemas of its event types,
+// which schemaOf returns (Catalog.Latest, for one): each on TYPE must have
+// a schema, and each data parameter must name a field of it, through
+// nested records and optional ones (a union of null and a record). It
+// returns every problem found, each naming its file and line, joined;
+// schemaOf's errors are wrapped.
+func (sp *SQLProjection) Check(schemaOf func(eventType string) (*avro.Schema, error)) error {
+	var errs []error
+	for _, st := range sp.statements {
+		s, err := schemaOf(st.eventType)
+		if err == nil && s == nil {
+			err = errors.New("no schema")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: -- strata:on %s: %w", sp.def.Source, st.onLine, st.eventType, err))
+			continue
+		}
+		for _, p := range st.params {
+			if p.path == nil {
+				continue
+			}
+			path := strings.Join(p.path, ".")
+			if _, ok := s.FieldType(path); !ok {
+				errs = append(errs, lineError(sp.def.Source, p.line, "%s has no field %q", st.eventType, path))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sqlParser parses one file.
+type sqlParser struct {
+	source string
+	src    []byte
+	seen   map[string]int // directive (or "on TYPE") → its line
+	sp     *SQLProjection
+}
+
+func (p *sqlParser) errorf(line int, format string, args ...any) error {
+	return lineError(p.source, line, format, args...)
+}
+
+// lineError is an error at a line of a file: "projections/x.sql:14: ...".
+func lineError(source string, line int, format string, args ...any) error {
+	return fmt.Errorf("%s:%d: %s", source, line, fmt.Sprintf(format, args...))
+}
+
+func (p *sqlParser) parse() (*SQLProjection, error) {
+	toks, err := scanSQL(p.source, p.src)
+	if err != nil {
+		return nil, err
+	}
+	p.sp = &SQLProjection{def: Projection{Source: p.source, OnPoison: Halt}, nameLine: 1, byType: map[string]*statement{}}
+	inSections := false
+	for i := 0; i < len(toks); {
+		d := toks[i]
+		if d.kind != tokDirective {
+			return nil, p.errorf(d.line, "SQL outside a section: start one with -- strata:setup or -- strata:on TYPE")
+		}
+		end := i + 1
+		for end < len(toks) && toks[end].kind != tokDirective {
+			end++
+		}
+		body := toks[i+1 : end]
+		i = end
+		name, arg := d.text, ""
+		if n := strings.IndexAny(name, " \t"); n >= 0 {
+			name, arg = name[:n], strings.TrimSpace(name[n+1:])
+		}
+		switch name {
+		case "projection", "categories", "on-poison":
+			if inSections {
+				return nil, p.errorf(d.line, "-- strata:%s must come before the first section", name)
+			}
+			if len(body) > 0 {
+				return nil, p.errorf(body[0].line, "SQL outside a section: start one with -- strata:setup or -- strata:on TYPE")
+			}
+			if err := p.header(d, name, arg); err != nil {
+				return nil, err
+			}
+		case "setup":
+			inSections = true
+			if err := p.setup(d, arg, body); err != nil {
+				return nil, err
+			}
+		case "on":
+			inSections = true
+			if err := p.on(d, arg, body); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup and on", name)
+		}
+	}
+	return p.finish()
+}
+
+// once fails when the directive key was already given.
+func (p *sqlParser) once(d token, key string) error {
+	if line, dup := p.seen[key]; dup {
+		return p.errorf(d.line, "-- strata:%s is given twice (first on line %d)", key, line)
+	}
+	p.seen[key] = d.line
+	return nil
+}
+
+func (p *sqlParser) header(d token, name, arg string) error {
+	if err := p.once(d, name); err != nil {
+		return err
+	}
+	switch name {
+	case "projection":
+		if err := ValidateName(arg); err != nil {
+			return p.errorf(d.line, "%v", err)
+		}
+		p.sp.def.Name, p.sp.nameLine = arg, d.line
+	case "categories":
+		cats := strings.FieldsFunc(arg, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+		if len(cats) == 0 {
+			return p.errorf(d.line, "-- strata:categories names no category")
+		}
+		for _, c := range cats {
+			if err := eventstore.ValidateCategory(c); err != nil {
+				return p.errorf(d.line, "%v", err)
+			}
+		}
+		p.sp.def.Categories = cats
+	case "on-poison":
+		policy, err := ParsePolicy(arg)
+		if err != nil {
+			return p.errorf(d.line, "%v", err)
+		}
+		p.sp.def.OnPoison = policy
+	}
+	return nil
+}
+
+func (p *sqlParser) setup(d token, arg string, body []token) error {
+	if arg != "" {
+		return p.errorf(d.line, "-- strata:setup takes no argument")
+	}
+	if err := p.once(d, "setup"); err != nil {
+		return err
+	}
+	for _, t := range body {
+		if t.kind == tokParam || t.kind == tokPositional {
+			return p.errorf(t.line, "the setup section cannot use parameters (%s)", p.src[t.start:t.end])
+		}
+	}
+	if len(body) > 0 {
+		p.sp.def.Setup = string(p.src[body[0].start:body[len(body)-1].end])
+	}
+	return nil
+}
+
+func (p *sqlParser) on(d token, typ string, body []token) error {
+	if err := eventstore.ValidateTypeName(typ); err != nil {
+		return p.errorf(d.line, "-- strata:on: %v", err)
+	}
+	if err := p.once(d, "on "+typ); err != nil {
+		return err
+	}
+	n := slices.IndexFunc(body, func(t token) bool { return t.kind == tokSemicolon })
+	if n < 0 {
+		n = len(body)
+	} else if n+1 < len(body) {
+		return p.errorf(body[n+1].line, "a second statement for %s: a -- strata:on section holds one statement", typ)
+	}
+	if n == 0 {
+		return p.errorf(d.line, "-- strata:on %s has no statement", typ)
+	}
+	st := &statement{eventType: typ, onLine: d.line, line: body[0].line}
+	byName := map[string]int{} // parameter key → its number
+	var sql strings.Builder
+	last := body[0].start
+	for _, t := range body[:n] {
+		switch t.kind {
+		case tokPositional:
+			return p.errorf(t.line, "positional parameter $%s: bind values by name (:field, :event.version)", t.text)
+		case tokParam:
+			key, prm, err := p.param(t)
+			if err != nil {
+				return err
+			}
+			num, ok := byName[key]
+			if !ok {
+				st.params = append(st.params, prm)
+				num = len(st.params)
+				byName[key] = num
+			}
+			sql.Write(p.src[last:t.start])
+			sql.WriteString("$" + strconv.Itoa(num))
+			last = t.end
+		}
+	}
+	sql.Write(p.src[last:body[n-1].end])
+	st.sql = sql.String()
+	p.sp.statements = append(p.sp.statements, st)
+	p.sp.byType[typ] = st
+	return nil
+}
+
+// param resolves a parameter's name; key identifies its value, so that
+// :name and :data.name share a number.
+func (p *sqlParser) param(t token) (key string, _ *param, _ error) {
+	prm := &param{name: t.text, line: t.line}
+	first, rest, _ := strings.Cut(t.text, ".")
+	switch first {
+	case "event", "meta":
+		if custom, ok := strings.CutPrefix(t.text, "meta.custom."); ok {
+			prm.value = func(e *Event) any {
+				if v, ok := e.Metadata.Custom[custom]; ok {
+					return v
+				}
+				return nil
+			}
+			return t.text, prm, nil
+		}
+		if prm.value = envelope[t.text]; prm.value == nil {
+			return "", nil, p.errorf(t.line, ":%s is not a value of the envelope or metadata: they are %s, :meta.custom.KEY; write :data.%s for a data field",
+				t.text, envelopeNames(), t.text)
+		}
+		return t.text, prm, nil
+	case "data":
+		if rest == "" {
+			return "", nil, p.errorf(t.line, ":data names no field: write :data.FIELD")
+		}
+		prm.path = strings.Split(rest, ".")
+	default:
+		prm.path = strings.Split(t.text, ".")
+	}
+	path := prm.path
+	prm.value = func(e *Event) any { return lookup(e.Data, path) }
+	return "data." + strings.Join(path, "."), prm, nil
+}
+
+func envelopeNames() string {
+	names := make([]string, 0, len(envelope))
+	for n := range envelope {
+		names = append(names, ":"+n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// lookup returns the value at path in data, going into nested records;
+// nil when a field on the way is missing or null.
+func lookup(data map[string]any, path []string) any {
+	var v any = data
+	for _, name := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[name]
+	}
+	return v
+}
+
+func (p *sqlParser) finish() (*SQLProjection, error) {
+	def := &p.sp.def
+	if def.Name == "" {
+		def.Name = strings.TrimSuffix(filepath.Base(p.source), ".sql")
+		if err := ValidateName(def.Name); err != nil {
+			return nil, p.errorf(1, "%v: rename the file or name the projection with -- strata:projection NAME", err)
+		}
+	}
+	if len(def.Categories) == 0 {
+		return nil, p.errorf(1, "no -- strata:categories: a projection names the stream categories it reads")
+	}
+	if len(p.sp.statements) == 0 {
+		return nil, p.errorf(1, "no -- strata:on section: the projection handles no event type")
+	}
+	return p.sp, nil
+}
