@@ -26,7 +26,7 @@ test: deps check
 check: fmt-check tidy-check vet lint
 
 fmt-check:
-	@out=$$(gofmt -l cmd internal tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal projection projector tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # go.mod and go.sum must be tidy for every build tag (the containers build too).
 tidy-check:

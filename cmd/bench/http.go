@@ -71,9 +71,12 @@ func startWriter(ctx context.Context, url, schema string, log io.Writer, extra .
 	return w, nil
 }
 
-// peakRSS returns the writer's peak resident memory, from /proc.
-func (w *writerProcess) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+// peakRSS returns the writer's peak resident memory.
+func (w *writerProcess) peakRSS() (int64, error) { return processPeakRSS(w.cmd.Process.Pid) }
+
+// processPeakRSS returns a process's peak resident memory, from /proc.
+func processPeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -83,7 +86,7 @@ func (w *writerProcess) peakRSS() (int64, error) {
 			return kb * 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", w.cmd.Process.Pid)
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
 func (w *writerProcess) stop() {

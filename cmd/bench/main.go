@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "projector"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,13 +97,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var t table
 	run := map[string]func(context.Context, string, benchConfig, *table, io.Writer) error{
-		"append":  benchAppends,
-		"read":    benchStreamRead,
-		"full":    benchFullStore,
-		"avro":    benchAvro,
-		"http":    benchHTTP,
-		"relay":   benchRelay,
-		"latency": benchRelayLatency,
+		"append":    benchAppends,
+		"read":      benchStreamRead,
+		"full":      benchFullStore,
+		"avro":      benchAvro,
+		"http":      benchHTTP,
+		"relay":     benchRelay,
+		"latency":   benchRelayLatency,
+		"projector": benchProjector,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)

@@ -175,3 +175,20 @@ func counterValue(reg *prometheus.Registry, name string) (float64, error) {
 	}
 	return 0, nil
 }
+
+// histogramSum reads the sum of a histogram's observations from reg.
+func histogramSum(reg *prometheus.Registry, name string) (float64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	var v float64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				v += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return v, nil
+}

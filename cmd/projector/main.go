@@ -1,45 +1,29 @@
-// Command projector runs Strata's projections: Kafka consumer groups that
-// build read models in PostgreSQL.
+// Command projector runs Strata's projections — Kafka consumer groups that
+// build read models in PostgreSQL — and serves the read API. It runs the
+// declarative projections of STRATA_PROJECTIONS_DIR and the example
+// domain's order_summary; see package projector for a projector of your
+// own with Go projections.
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"runtime/debug"
+
+	"github.com/strata-events/strata/internal/orders"
+	"github.com/strata-events/strata/projector"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintf(os.Stderr, "projector: %v\n", err)
-		os.Exit(1)
+	if os.Getenv("GOGC") == "" {
+		// A small live heap (the batch in hand and the fetch buffers)
+		// and steady garbage per batch: a higher target than the
+		// default spares collections...
+		debug.SetGCPercent(200)
 	}
-}
-
-const usage = `Usage: projector <command> [flags]
-
-Strata's projector builds read models from the events in Kafka.
-This build has no projection commands yet (run, list, status and rebuild
-come with the projection runner).
-`
-
-func run(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprint(stdout, usage)
-		return nil
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// ... and a soft limit keeps the heap from doubling past it
+		// when a catch-up fills every fetch buffer.
+		debug.SetMemoryLimit(100 << 20)
 	}
-	fmt.Fprint(stderr, usage)
-	if len(args) == 0 {
-		return errors.New("no command given")
-	}
-	return fmt.Errorf("unknown command %q", args[0])
+	projector.Main(orders.SummaryProjection())
 }

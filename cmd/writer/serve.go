@@ -63,9 +63,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if len(rest) > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", strings.Join(rest, " "))
 	}
-	if len(cfg.APITokens) == 0 && !config.IsLoopback(cfg.HTTPAddr) && !cfg.AllowUnauthenticated {
-		return fmt.Errorf("refusing to serve %s without authentication: set STRATA_API_TOKENS, listen on a loopback address, "+
-			"or set STRATA_ALLOW_UNAUTHENTICATED=true", cfg.HTTPAddr)
+	if err := cfg.CheckExposure(); err != nil {
+		return err
 	}
 	log := cfg.Logger(stderr).With("service", "writer")
 
@@ -100,7 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	api := httpapi.New(store, catalog, httpapi.Options{
 		OnAppend:        onAppend,
-		Tokens:          tokens(cfg.APITokens),
+		Tokens:          httpapi.TokensOf(cfg.APITokens),
 		Registry:        registryHandler,
 		RegistryIsWrite: registry.IsWrite,
 		MaxBodyBytes:    maxBody,
@@ -141,15 +140,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
-}
-
-func tokens(ts []config.Token) []httpapi.Token {
-	out := make([]httpapi.Token, len(ts))
-	for i, t := range ts {
-		role, _ := httpapi.ParseRole(t.Role) // config checked the role
-		out[i] = httpapi.Token{Secret: t.Secret, Role: role, Principal: t.Principal}
-	}
-	return out
 }
 
 func registryKind(cfg *config.Config) string {

@@ -40,6 +40,8 @@ type Config struct {
 	AllowUnauthenticated bool
 	GroupPrefix          string
 	ReadModelDatabaseURL string
+	ReadModelSchema      string
+	ProjectionsDir       string
 	LogLevel             slog.Level
 	LogFormat            string
 }
@@ -81,6 +83,8 @@ const (
 	AllowUnauthenticated Setting = "STRATA_ALLOW_UNAUTHENTICATED"
 	GroupPrefix          Setting = "STRATA_GROUP_PREFIX"
 	ReadModelDatabaseURL Setting = "STRATA_READMODEL_DATABASE_URL"
+	ReadModelSchema      Setting = "STRATA_READMODEL_SCHEMA"
+	ProjectionsDir       Setting = "STRATA_PROJECTIONS_DIR"
 	LogLevel             Setting = "STRATA_LOG_LEVEL"
 	LogFormat            Setting = "STRATA_LOG_FORMAT"
 )
@@ -144,6 +148,10 @@ var specs = map[Setting]spec{
 			}
 			return checkPostgresURL(v)
 		}},
+	ReadModelSchema: {"readmodel-schema", "readmodel", "schema of the read models and the projector's bookkeeping", false,
+		func(c *Config, v string) error { c.ReadModelSchema = v; return checkIdentifier(v) }},
+	ProjectionsDir: {"projections-dir", "projections", "directory of declarative .sql projections; a missing directory holds none", false,
+		func(c *Config, v string) error { c.ProjectionsDir = v; return checkNonEmpty(v) }},
 	LogLevel: {"log-level", "info", "debug, info, warn or error", false,
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	LogFormat: {"log-format", "text", "text or json", false,
@@ -158,6 +166,9 @@ type Command struct {
 	Summary string
 	// Settings are the settings the command reads.
 	Settings []Setting
+	// Defaults overrides the defaults of some settings for this command
+	// (the projector's HTTP address is not the writer's).
+	Defaults map[Setting]string
 	// Flags adds the command's own flags to the set before parsing.
 	Flags func(fs *flag.FlagSet)
 }
@@ -175,7 +186,7 @@ func Load(cmd Command, args []string, getenv func(string) string, stdout io.Writ
 		if !ok {
 			panic("config: unknown setting " + string(s))
 		}
-		v := sp.def
+		v := cmd.def(s)
 		if e, ok := lookup(getenv, string(s)); ok {
 			v = e
 		}
@@ -202,6 +213,14 @@ func Load(cmd Command, args []string, getenv func(string) string, stdout io.Writ
 	return c, fs.Args(), nil
 }
 
+// def is setting s's default for the command.
+func (cmd Command) def(s Setting) string {
+	if v, ok := cmd.Defaults[s]; ok {
+		return v
+	}
+	return specs[s].def
+}
+
 func lookup(getenv func(string) string, name string) (string, bool) {
 	v := getenv(name)
 	return v, v != ""
@@ -222,7 +241,7 @@ func PrintHelp(w io.Writer, cmd Command, fs *flag.FlagSet) {
 	for _, n := range names {
 		f := fs.Lookup(n)
 		if s, ok := byFlag[n]; ok {
-			def := specs[s].def
+			def := cmd.def(s)
 			if def == "" {
 				def = "(none)"
 			} else if specs[s].secret {
@@ -286,6 +305,17 @@ func (c *Config) ReadModelURL() string {
 		return c.ReadModelDatabaseURL
 	}
 	return c.DatabaseURL
+}
+
+// CheckExposure refuses to serve HTTPAddr without authentication (no
+// APITokens) on anything but a loopback address, unless
+// AllowUnauthenticated says to.
+func (c *Config) CheckExposure() error {
+	if len(c.APITokens) == 0 && !IsLoopback(c.HTTPAddr) && !c.AllowUnauthenticated {
+		return fmt.Errorf("refusing to serve %s without authentication: set %s, listen on a loopback address, "+
+			"or set %s=true", c.HTTPAddr, APITokens, AllowUnauthenticated)
+	}
+	return nil
 }
 
 // IsLoopback reports whether addr listens only on a loopback interface.

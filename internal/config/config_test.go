@@ -10,9 +10,10 @@ import (
 )
 
 var testCommand = Command{
-	Name:     "strata test",
-	Summary:  "A command for tests.",
-	Settings: []Setting{DatabaseURL, DatabaseSchema, KafkaBrokers, HTTPAddr, TopicPartitions, APITokens, LogLevel, LogFormat, RegistryURL},
+	Name:    "strata test",
+	Summary: "A command for tests.",
+	Settings: []Setting{DatabaseURL, DatabaseSchema, KafkaBrokers, HTTPAddr, TopicPartitions, APITokens, LogLevel, LogFormat, RegistryURL,
+		ReadModelSchema, ReadModelDatabaseURL, ProjectionsDir},
 }
 
 func env(kv ...string) func(string) string {
@@ -59,6 +60,28 @@ func TestDefaultsEnvironmentAndFlags(t *testing.T) {
 	})
 }
 
+func TestACommandOverridesADefault(t *testing.T) {
+	cmd := testCommand
+	cmd.Defaults = map[Setting]string{HTTPAddr: "127.0.0.1:8081"}
+	var help bytes.Buffer
+	if _, _, err := Load(cmd, []string{"--help"}, env(), &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Load(--help) = %v", err)
+	}
+	if !strings.Contains(help.String(), "default 127.0.0.1:8081") {
+		t.Errorf("help does not show the command's default:\n%s", help.String())
+	}
+	c, _, err := Load(cmd, nil, env(), &bytes.Buffer{})
+	if err != nil || c.HTTPAddr != "127.0.0.1:8081" || c.ReadModelSchema != "readmodel" || c.ProjectionsDir != "projections" {
+		t.Errorf("Load = %+v, %v; want the command's HTTP address and the read-model defaults", c, err)
+	}
+	if c, _, _ := Load(cmd, nil, env("STRATA_HTTP_ADDR", "127.0.0.1:9"), &bytes.Buffer{}); c.HTTPAddr != "127.0.0.1:9" {
+		t.Errorf("the environment does not override the command's default: %s", c.HTTPAddr)
+	}
+	if c.ReadModelURL() != c.DatabaseURL {
+		t.Errorf("ReadModelURL = %q, want the store's database by default", c.ReadModelURL())
+	}
+}
+
 func TestBadValuesNameTheSetting(t *testing.T) {
 	tests := []struct {
 		env, value, want string
@@ -77,6 +100,9 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{"STRATA_LOG_LEVEL", "loud", "STRATA_LOG_LEVEL"},
 		{"STRATA_LOG_FORMAT", "xml", "not one of text, json"},
 		{"STRATA_REGISTRY_URL", "ftp://x", "not an http"},
+		{"STRATA_READMODEL_SCHEMA", "read-model", "STRATA_READMODEL_SCHEMA"},
+		{"STRATA_READMODEL_DATABASE_URL", "http://db", "not a postgres:// URL"},
+		{"STRATA_PROJECTIONS_DIR", " ", "must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -27,6 +28,9 @@ type KafkaOptions struct {
 	// as Kafka's auto.create.topics.enable does; off, topics must be
 	// created first (Strata creates its own).
 	AutoCreateTopics bool
+	// MinSessionTimeout is the least consumer-group session timeout the
+	// broker accepts; 0 keeps Kafka's 6s.
+	MinSessionTimeout time.Duration
 }
 
 // KafkaCluster is an embedded Kafka-protocol broker, franz-go's kfake,
@@ -68,6 +72,9 @@ func (k *KafkaCluster) Start() error {
 	if k.opts.Partitions > 0 {
 		opts = append(opts, kfake.DefaultNumPartitions(k.opts.Partitions))
 	}
+	if k.opts.MinSessionTimeout > 0 {
+		opts = append(opts, kfake.GroupMinSessionTimeout(k.opts.MinSessionTimeout))
+	}
 	if k.opts.AutoCreateTopics {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
@@ -105,7 +112,9 @@ func KafkaBrokers(tb testing.TB) []string {
 	sharedKafka.Lock()
 	defer sharedKafka.Unlock()
 	if sharedKafka.cluster == nil {
-		k, err := StartKafka(KafkaOptions{})
+		// Tests of crashed workers wait out session timeouts: let them
+		// be short.
+		k, err := StartKafka(KafkaOptions{MinSessionTimeout: 500 * time.Millisecond})
 		if err != nil {
 			tb.Fatalf("no Kafka for the tests: %v", err)
 		}

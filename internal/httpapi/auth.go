@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/strata-events/strata/internal/config"
 	"github.com/strata-events/strata/internal/eventstore"
 )
 
@@ -24,6 +25,17 @@ const (
 	// writes and reads.
 	RoleAdmin
 )
+
+// TokensOf returns the tokens of the settings (STRATA_API_TOKENS), whose
+// roles config has checked.
+func TokensOf(ts []config.Token) []Token {
+	out := make([]Token, len(ts))
+	for i, t := range ts {
+		role, _ := ParseRole(t.Role)
+		out[i] = Token{Secret: t.Secret, Role: role, Principal: t.Principal}
+	}
+	return out
+}
 
 // ParseRole reads "reader", "writer" or "admin".
 func ParseRole(s string) (Role, bool) {

@@ -18,7 +18,7 @@ import (
 const (
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultMaxPollRecords = 2000
-	DefaultFetchMaxBytes  = 16 << 20
+	DefaultFetchMaxBytes  = 4 << 20
 )
 
 // ConsumerOptions configures Consumers; the zero value gives the defaults.
@@ -26,6 +26,11 @@ type ConsumerOptions struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// (a killed worker) before giving its partitions to the others.
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance waits for every member
+	// to finish its batch and rejoin; a member killed during a
+	// rebalance holds the group up this long. Default three session
+	// timeouts, and at least 5s: a batch takes far less.
+	RebalanceTimeout time.Duration
 	// MaxPollRecords bounds the records of one poll, and so the size of
 	// the batches applied between rebalances.
 	MaxPollRecords int
@@ -54,6 +59,9 @@ var _ runner.Consumers = (*Consumers)(nil)
 func NewConsumers(cfg Config, opts ConsumerOptions) (*Consumers, error) {
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.RebalanceTimeout <= 0 {
+		opts.RebalanceTimeout = max(3*opts.SessionTimeout, 5*time.Second)
 	}
 	if opts.MaxPollRecords <= 0 {
 		opts.MaxPollRecords = DefaultMaxPollRecords
@@ -98,7 +106,7 @@ func (c *Consumers) consumerOptions() ([]kgo.Opt, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(c.opts.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(min(c.opts.FetchMaxBytes, 4<<20)),
+		kgo.FetchMaxPartitionBytes(min(c.opts.FetchMaxBytes, 1<<20)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	), nil
 }
@@ -122,6 +130,7 @@ func (c *Consumers) Group(ctx context.Context, group string, topics []string, ho
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(c.opts.SessionTimeout),
+		kgo.RebalanceTimeout(c.opts.RebalanceTimeout),
 		kgo.HeartbeatInterval(max(c.opts.SessionTimeout/10, 100*time.Millisecond)),
 		// Registered so that assignment waits for the batch in hand.
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {}),

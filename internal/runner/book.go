@@ -120,6 +120,14 @@ func (b book) setup(ctx context.Context, db *pgxpool.Pool, p *projection.Project
 		if _, err := tx.Exec(ctx, "INSERT INTO "+b.schema+".projections (name) VALUES ($1) ON CONFLICT DO NOTHING", p.Name); err != nil {
 			return err
 		}
+		// Lock the projection's row before the DDL, not after it (the
+		// UPDATE below would): a worker's batch locks the row first (its
+		// claim) and the tables then, so the other order deadlocks with
+		// it — DDL such as CREATE INDEX IF NOT EXISTS locks a table even
+		// when it has nothing to do.
+		if _, err := tx.Exec(ctx, "SELECT FROM "+b.schema+".projections WHERE name = $1 FOR NO KEY UPDATE", p.Name); err != nil {
+			return err
+		}
 		before, err := tablesIn(ctx, tx, b.name)
 		if err != nil {
 			return err
@@ -255,13 +263,19 @@ func (b book) offsets(ctx context.Context, q querier, t target, topics []string)
 
 // claimSQL moves a partition's stored offset from $5 (-1: none stored
 // yet) to $6, adding $7 to its applied count — only if it is still at $5
-// and the target generation still is what the runner thinks. It locks the
-// projection's row in share mode, so a rebuild's swap, which updates the
-// row, waits for the batch and the batch for the swap. No row returned
-// means a conflict: another worker moved the offset, a rebuild was swapped
-// in, or the projection halted.
+// and the target generation still is what the runner thinks. No row
+// returned means a conflict: another worker moved the offset, a rebuild
+// was swapped in, or the projection halted.
+//
+// It locks the projection's row, which serializes it with what changes
+// the row. A live claim locks it FOR SHARE: a halt or a swap waits for
+// the batch, and the batch for them, and then fails. A build claim locks
+// it FOR KEY SHARE: a restart of the rebuild (FOR UPDATE) excludes it,
+// but not the lock a swap holds (FOR NO KEY UPDATE) while it catches the
+// build up with the serving generation, whose own claims that lock holds
+// back (see Runner.swap).
 const claimSQL = `WITH p AS (
-	SELECT 1 FROM %[1]s.projections WHERE name = $1 AND %[2]s FOR SHARE
+	SELECT 1 FROM %[1]s.projections WHERE name = $1 AND %[2]s %[3]s
 )
 INSERT INTO %[1]s.projection_offsets AS o (projection, generation, topic, partition, next_offset, applied)
 SELECT $1, $2, $3, $4, $6, $7 FROM p
@@ -271,11 +285,11 @@ WHERE o.next_offset = $5
 RETURNING 1`
 
 func (b book) claimSQL(t target) string {
-	cond := "generation = $2 AND state = 'running'"
+	cond, lock := "generation = $2 AND state = 'running'", "FOR SHARE"
 	if t.build {
-		cond = "build_generation = $2"
+		cond, lock = "build_generation = $2", "FOR KEY SHARE"
 	}
-	return fmt.Sprintf(claimSQL, b.schema, cond)
+	return fmt.Sprintf(claimSQL, b.schema, cond, lock)
 }
 
 // errConflict means a batch's claim on its partition failed: see claimSQL.
@@ -302,8 +316,13 @@ func (b book) claim(ctx context.Context, tx pgx.Tx, t target, topic string, part
 
 // versions returns the last applied versions of streams.
 func (b book) versions(ctx context.Context, q querier, t target, streams []string) (map[string]int64, error) {
-	rows, err := q.Query(ctx, `SELECT stream_id, version FROM `+b.schema+`.projection_streams
-		WHERE projection = $1 AND generation = $2 AND stream_id = ANY($3)`, t.projection, t.generation, streams)
+	// One index lookup per stream. "stream_id = ANY($3)" reads like it,
+	// but a generic plan (which pgx's prepared statement gets after five
+	// runs) scans the projection's every stream and tests each against
+	// the array: 100 ms a batch at 20,000 streams.
+	rows, err := q.Query(ctx, `SELECT u.stream_id, s.version FROM unnest($3::text[]) AS u(stream_id)
+		CROSS JOIN LATERAL (SELECT version FROM `+b.schema+`.projection_streams
+			WHERE projection = $1 AND generation = $2 AND stream_id = u.stream_id) s`, t.projection, t.generation, streams)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/kafka"
+	"github.com/strata-events/strata/internal/orders"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -159,27 +161,56 @@ func (e *env) runner(p *projection.Projection, opts runner.Options) *runner.Runn
 // shipped if ship. It returns how many events it appended.
 func (e *env) order(id string, items int, ship bool) int {
 	e.t.Helper()
-	events := []eventstore.EventData{e.event("OrderCreated", fmt.Sprintf(`{"orderId":%q,"customerId":"c-%s","timestamp":"2026-01-02T03:04:05Z"}`, id, id))}
+	n, err := e.appendOrder(id, items, ship)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// appendOrder is order for goroutines other than the test's: it returns
+// its error.
+func (e *env) appendOrder(id string, items int, ship bool) (int, error) {
+	data := []string{fmt.Sprintf(`{"orderId":%q,"customerId":"c-%s","timestamp":"2026-01-02T03:04:05Z"}`, id, id)}
+	types := []string{"OrderCreated"}
 	for i := range items {
-		events = append(events, e.event("OrderItemAdded",
-			fmt.Sprintf(`{"orderId":%q,"itemId":"item-%d","quantity":%d,"price":"%d.99","timestamp":"2026-01-02T03:04:06Z","currency":"EUR"}`, id, i%3, i+1, i)))
+		data = append(data, fmt.Sprintf(`{"orderId":%q,"itemId":"item-%d","quantity":%d,"price":"%d.99","timestamp":"2026-01-02T03:04:06Z","currency":"EUR"}`, id, i%3, i+1, i))
+		types = append(types, "OrderItemAdded")
 	}
 	if ship {
-		events = append(events, e.event("OrderShipped", fmt.Sprintf(`{"orderId":%q,"shippingAddress":"1 Main Street","timestamp":"2026-01-03T00:00:00Z"}`, id)))
+		data = append(data, fmt.Sprintf(`{"orderId":%q,"shippingAddress":"1 Main Street","timestamp":"2026-01-03T00:00:00Z"}`, id))
+		types = append(types, "OrderShipped")
+	}
+	events := make([]eventstore.EventData, len(data))
+	for i := range data {
+		ev, err := e.encode(types[i], data[i])
+		if err != nil {
+			return 0, err
+		}
+		events[i] = ev
 	}
 	if _, err := e.store.Append(ctx, eventstore.MustParseStreamID("Order-"+id), eventstore.Any, events); err != nil {
-		e.t.Fatalf("append order %s: %v", id, err)
+		return 0, fmt.Errorf("append order %s: %w", id, err)
 	}
-	return len(events)
+	return len(events), nil
 }
 
 func (e *env) event(typ, data string) eventstore.EventData {
 	e.t.Helper()
+	ev, err := e.encode(typ, data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+// encode encodes data with the latest schema of typ.
+func (e *env) encode(typ, data string) (eventstore.EventData, error) {
 	fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data))
 	if err != nil {
-		e.t.Fatalf("encode %s %s: %v", typ, data, err)
+		return eventstore.EventData{}, fmt.Errorf("encode %s %s: %w", typ, data, err)
 	}
-	return eventstore.EventData{Type: typ, Schema: fp, Data: bin}
+	return eventstore.EventData{Type: typ, Schema: fp, Data: bin}, nil
 }
 
 // ledgerSetup is the table of the ledger projection: one row per event
@@ -306,3 +337,79 @@ func diff(want, got map[string]string) (missing, extra []string) {
 }
 
 func first(s []string) []string { return s[:min(3, len(s))] }
+
+// summaryRows returns the order_summary tables of schema as text, one line
+// a row, in key order.
+func (e *env) summaryRows(schema string) []string {
+	e.t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT format('order %s customer=%s status=%s items=%s total=%s address=%s created=%s shipped=%s version=%s',
+		        order_id, coalesce(customer_id, '<NULL>'), status, item_count, total, coalesce(shipping_address, '<NULL>'),
+		        coalesce(created_at::text, '<NULL>'), coalesce(shipped_at::text, '<NULL>'), version)
+		 FROM %s ORDER BY order_id`,
+		`SELECT format('item %s/%s quantity=%s price=%s currency=%s', order_id, item_id, quantity, price, currency)
+		 FROM %s ORDER BY order_id, item_id`,
+	} {
+		table := "order_summary"
+		if strings.Contains(q, "item_id") {
+			table = "order_summary_items"
+		}
+		rows, err := e.db.Query(ctx, strings.Replace(q, "FROM %s", "FROM "+pgx.Identifier{schema, table}.Sanitize(), 1))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, lines...)
+	}
+	return out
+}
+
+// summaryFromStore folds every Order event of the store, read from the
+// store rather than from Kafka, with order_summary's Apply into a schema of
+// its own, and returns that schema: the read model a runner must arrive at.
+func (e *env) summaryFromStore() string {
+	e.t.Helper()
+	p := orders.SummaryProjection()
+	var events []projection.Event
+	var cursor eventstore.Cursor
+	for {
+		page, err := e.store.ReadCategory(ctx, "Order", cursor, eventstore.MaxReadLimit)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+		for _, ev := range page.Events {
+			id, err := e.catalog.SchemaID(ctx, ev.Schema)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			data, err := e.catalog.DecodeWire(ctx, id, ev.Data, ev.Type)
+			if err != nil {
+				e.t.Fatalf("decode %s %s@%d: %v", ev.Type, ev.StreamID, ev.Version, err)
+			}
+			events = append(events, projection.Event{ID: ev.ID.String(), StreamID: ev.StreamID.String(), Category: "Order",
+				Version: ev.Version, Type: ev.Type, GlobalPosition: ev.GlobalPosition, RecordedAt: ev.RecordedAt,
+				Data: data.(map[string]any), SchemaID: id})
+		}
+		cursor = page.Next
+	}
+	_, schema := harness.NewSchema(e.t)
+	pool := e.open(schema)
+	defer pool.Close()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, p.Setup); err != nil {
+			return err
+		}
+		return p.Apply(ctx, tx, events)
+	})
+	if err != nil {
+		e.t.Fatalf("fold of the store's %d events: %v", len(events), err)
+	}
+	return schema
+}

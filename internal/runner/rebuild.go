@@ -16,12 +16,15 @@ import (
 // topics into fresh tables in a schema of their own (BuildSchema), as a new
 // generation with its own offsets and version guard, while the serving
 // generation keeps serving and its workers keep it current. When the
-// replay has reached the end offsets the topics had when it began, one
-// transaction drops the serving tables, moves the new ones into the
-// read-model schema and makes the new generation the serving one. The
-// workers' next claims then fail (their generation is gone), and they go
-// on from the new generation's offsets. An interrupted rebuild resumes
-// where it stopped, unless restarted.
+// replay has reached the end offsets the topics had when it began, it
+// catches up with the serving generation, which went on meanwhile. Then
+// one transaction holds the serving generation's workers back, applies to
+// the new generation what they applied since, drops the serving tables,
+// moves the new ones into the read-model schema and makes the new
+// generation the serving one: readers see the read model jump ahead, never
+// back. The workers' next claims then fail (their generation is gone), and
+// they go on from the new generation's offsets. An interrupted rebuild
+// resumes where it stopped, unless restarted.
 
 // RebuildOptions configures a rebuild.
 type RebuildOptions struct {
@@ -81,7 +84,7 @@ func (r *Runner) Rebuild(ctx context.Context, opts RebuildOptions) (int64, error
 	if err := r.replay(ctx, pool, t, opts.Progress); err != nil {
 		return 0, err
 	}
-	if err := r.swap(ctx, build, gen); err != nil {
+	if err := r.swap(ctx, pool, build, t); err != nil {
 		return 0, err
 	}
 	r.log.Info("rebuilt and swapped in", "generation", gen)
@@ -136,21 +139,63 @@ func (r *Runner) startBuild(ctx context.Context, build string, restart bool) (ge
 	return gen, resumed, err
 }
 
+// catchUpRounds bounds the rounds of catching up with the serving
+// generation before the swap, which then applies what is left while it
+// holds the serving generation's workers back.
+const catchUpRounds = 3
+
 // replay applies the topics to t, from its stored offsets, up to the end
-// offsets they have now.
+// offsets they have now, reporting progress; then it catches up with the
+// serving generation.
 func (r *Runner) replay(ctx context.Context, pool *pgxpool.Pool, t target, progress func(done, total int64)) error {
-	topics := r.Topics()
-	ends, err := r.consumers.EndOffsets(ctx, topics)
+	ends, err := r.consumers.EndOffsets(ctx, r.Topics())
 	if err != nil {
 		return err
 	}
+	var lastReport time.Time
+	report := func(n, total int64, finished bool) {
+		if progress != nil {
+			progress(n, total)
+		}
+		if finished || time.Since(lastReport) > 2*time.Second {
+			r.db.Exec(ctx, "UPDATE "+r.book.schema+".projections SET build_done = $2, build_total = $3 WHERE name = $1",
+				r.p.Name, n, total)
+			lastReport = time.Now()
+		}
+	}
+	if err := r.applyUpTo(ctx, pool, t, ends, report); err != nil {
+		return err
+	}
+	for range catchUpRounds {
+		row, err := r.book.load(ctx, r.db, r.p.Name)
+		if err != nil {
+			return err
+		}
+		behind, err := r.behind(ctx, r.db, t, row.Generation)
+		if err != nil || len(behind) == 0 {
+			return err
+		}
+		if err := r.applyUpTo(ctx, pool, t, behind, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyUpTo applies the topics to t, from its stored offsets, until each
+// partition of to has reached its offset there. Other partitions are
+// left as they are. report, when set, is called as it advances: done of
+// total records.
+func (r *Runner) applyUpTo(ctx context.Context, pool *pgxpool.Pool, t target, to map[string]map[int32]int64,
+	report func(done, total int64, finished bool)) error {
+	topics := r.Topics()
 	from, err := r.book.offsets(ctx, pool, t, topics)
 	if err != nil {
 		return err
 	}
 	a := r.newApplier(pool, t)
 	var total int64
-	for topic, ps := range ends {
+	for topic, ps := range to {
 		for p, end := range ps {
 			next, ok := from[topic][p]
 			if !ok {
@@ -162,11 +207,11 @@ func (r *Runner) replay(ctx context.Context, pool *pgxpool.Pool, t target, progr
 	}
 	done := func() (n int64, finished bool) {
 		finished = true
-		for topic, ps := range ends {
+		for topic, ps := range to {
 			for p, end := range ps {
 				st := a.parts[partitionKey{topic, p}]
 				start := max(from[topic][p], 0)
-				n += min(end, max(st.next, 0)) - start
+				n += max(0, min(end, max(st.next, 0))-start)
 				if st.next < end {
 					finished = false
 				}
@@ -174,15 +219,10 @@ func (r *Runner) replay(ctx context.Context, pool *pgxpool.Pool, t target, progr
 		}
 		return n, finished
 	}
-	report := func(n int64) {
-		if progress != nil {
-			progress(n, total)
-		}
-		r.db.Exec(ctx, "UPDATE "+r.book.schema+".projections SET build_done = $2, build_total = $3 WHERE name = $1",
-			r.p.Name, n, total)
-	}
 	n, finished := done()
-	report(n)
+	if report != nil {
+		report(n, total, finished)
+	}
 	if finished {
 		return nil
 	}
@@ -191,7 +231,6 @@ func (r *Runner) replay(ctx context.Context, pool *pgxpool.Pool, t target, progr
 		return err
 	}
 	defer c.Close()
-	lastReport := time.Now()
 	for !finished {
 		batches, err := c.Poll(ctx)
 		if err != nil {
@@ -204,29 +243,68 @@ func (r *Runner) replay(ctx context.Context, pool *pgxpool.Pool, t target, progr
 			return err
 		}
 		n, finished = done()
-		if progress != nil {
-			progress(n, total)
-		}
-		if time.Since(lastReport) > 2*time.Second || finished {
-			report(n)
-			lastReport = time.Now()
+		if report != nil {
+			report(n, total, finished)
 		}
 	}
 	return nil
 }
 
-// swap makes generation gen, built in schema build, the serving one.
-func (r *Runner) swap(ctx context.Context, build string, gen int64) error {
-	live := r.book.name
+// behind returns the next offsets of the partitions where generation
+// serving has gone further than t.
+func (r *Runner) behind(ctx context.Context, q querier, t target, serving int64) (map[string]map[int32]int64, error) {
+	topics := r.Topics()
+	live, err := r.book.offsets(ctx, q, target{projection: t.projection, generation: serving}, topics)
+	if err != nil {
+		return nil, err
+	}
+	built, err := r.book.offsets(ctx, q, t, topics)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int32]int64{}
+	for topic, ps := range live {
+		for p, next := range ps {
+			if b, ok := built[topic][p]; !ok || b < next {
+				if out[topic] == nil {
+					out[topic] = map[int32]int64{}
+				}
+				out[topic][p] = next
+			}
+		}
+	}
+	return out, nil
+}
+
+// swap makes generation t, built in schema build through pool, the
+// serving one.
+func (r *Runner) swap(ctx context.Context, pool *pgxpool.Pool, build string, t target) error {
+	live, gen := r.book.name, t.generation
 	return pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
+		// This lock holds back the serving generation's claims (FOR
+		// SHARE) until the swap commits, and then they fail; the build's
+		// (FOR KEY SHARE) go on, for the catching up below.
+		var serving int64
 		var pending *int64
 		var old []string
-		if err := tx.QueryRow(ctx, "SELECT build_generation, tables FROM "+r.book.schema+".projections WHERE name = $1 FOR UPDATE",
-			r.p.Name).Scan(&pending, &old); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT generation, build_generation, tables FROM "+r.book.schema+".projections WHERE name = $1 FOR NO KEY UPDATE",
+			r.p.Name).Scan(&serving, &pending, &old); err != nil {
 			return err
 		}
 		if pending == nil || *pending != gen {
 			return fmt.Errorf("the rebuild of %s was restarted by another process: generation %d is no longer being built", r.p.Name, gen)
+		}
+		// Apply what the serving generation applied and the build has
+		// not, or readers would see the read model go back.
+		behind, err := r.behind(ctx, tx, t, serving)
+		if err != nil {
+			return err
+		}
+		if len(behind) > 0 {
+			r.log.Info("catching up with the serving generation before the swap", "partitions", behind)
+			if err := r.applyUpTo(ctx, pool, t, behind, nil); err != nil {
+				return err
+			}
 		}
 		built, err := tablesIn(ctx, tx, build)
 		if err != nil {
@@ -236,15 +314,15 @@ func (r *Runner) swap(ctx context.Context, build string, gen int64) error {
 		if err != nil {
 			return err
 		}
-		for _, t := range built {
-			if slices.Contains(existing, t) && !slices.Contains(old, t) {
-				return fmt.Errorf("cannot swap in %s.%s: a table of that name exists in %s and is not projection %s's", build, t, live, r.p.Name)
+		for _, table := range built {
+			if slices.Contains(existing, table) && !slices.Contains(old, table) {
+				return fmt.Errorf("cannot swap in %s.%s: a table of that name exists in %s and is not projection %s's", build, table, live, r.p.Name)
 			}
 		}
 		var drop []string
-		for _, t := range old {
-			if slices.Contains(existing, t) {
-				drop = append(drop, pgx.Identifier{live, t}.Sanitize())
+		for _, table := range old {
+			if slices.Contains(existing, table) {
+				drop = append(drop, pgx.Identifier{live, table}.Sanitize())
 			}
 		}
 		if len(drop) > 0 {
@@ -252,8 +330,8 @@ func (r *Runner) swap(ctx context.Context, build string, gen int64) error {
 				return fmt.Errorf("drop the serving tables of %s: %w", r.p.Name, err)
 			}
 		}
-		for _, t := range built {
-			if _, err := tx.Exec(ctx, "ALTER TABLE "+pgx.Identifier{build, t}.Sanitize()+" SET SCHEMA "+r.book.schema); err != nil {
+		for _, table := range built {
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+pgx.Identifier{build, table}.Sanitize()+" SET SCHEMA "+r.book.schema); err != nil {
 				return err
 			}
 		}
