@@ -443,69 +443,110 @@ func (a *applier) state(topic string, partition int32) *partitionState {
 	return a.parts[partitionKey{topic, partition}]
 }
 
-// applyAll applies each partition's batch in turn.
+// part is the records of one partition to apply, with their decodings
+// (kept between attempts).
+type part struct {
+	b    Batch
+	st   *partitionState
+	recs []Record
+	dec  []decoded
+}
+
+// applyAll applies the batches of one poll: all in one transaction,
+// which claims every partition's offsets, while that works; else each
+// partition's batch on its own (apply). One transaction a poll, not one a
+// partition, is what keeps a worker quick when many partitions each bring
+// a few events.
 func (a *applier) applyAll(ctx context.Context, batches []Batch) error {
+	var parts []part
 	for _, b := range batches {
-		if err := a.apply(ctx, b); err != nil {
+		if p, ok := a.part(b); ok {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	if len(parts) > 1 {
+		// Only transient failures are retried together: any other
+		// failure is looked into partition by partition.
+		err := a.retry(ctx, 1, func() error { return a.commit(ctx, parts) })
+		if err == nil {
+			for _, p := range parts {
+				a.observeLag(p)
+			}
+			return nil
+		}
+		var poison *poisonError
+		if !errors.As(err, &poison) {
+			return err
+		}
+		a.r.log.Warn("a poll's batches failed together; applying them partition by partition", "error", poison.err)
+	}
+	for _, p := range parts {
+		if err := a.apply(ctx, p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// apply applies one partition's batch: as a whole while that works, then,
-// when it keeps failing, record by record, handing a poison record to the
-// projection's policy.
-func (a *applier) apply(ctx context.Context, b Batch) error {
+// part returns what is left to apply of b: nothing when the partition is
+// not this worker's any more, or was applied up to its end.
+func (a *applier) part(b Batch) (part, bool) {
 	st := a.state(b.Topic, b.Partition)
 	if st == nil {
-		return nil // not ours (any more)
+		return part{}, false // not ours (any more)
 	}
 	recs := b.Records
 	for len(recs) > 0 && recs[0].Offset < st.next {
 		recs = recs[1:] // applied before
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	dec := make([]decoded, len(recs))
-	err := a.retry(ctx, func() error { return a.commit(ctx, st, recs, dec) })
+	return part{b: b, st: st, recs: recs, dec: make([]decoded, len(recs))}, len(recs) > 0
+}
+
+// apply applies one partition's batch: as a whole while that works, then,
+// when it keeps failing, record by record, handing a poison record to the
+// projection's policy.
+func (a *applier) apply(ctx context.Context, p part) error {
+	err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.commit(ctx, []part{p}) })
 	if err == nil {
-		a.observeLag(b, st)
+		a.observeLag(p)
 		return nil
 	}
 	var poison *poisonError
 	if !errors.As(err, &poison) {
 		return err
 	}
-	a.r.log.Warn("a batch keeps failing; applying its records one by one to find the poison", "topic", b.Topic,
-		"partition", b.Partition, "from", recs[0].Offset, "to", recs[len(recs)-1].Offset, "error", err)
-	for i := range recs {
-		if recs[i].Offset < st.next {
+	a.r.log.Warn("a batch keeps failing; applying its records one by one to find the poison", "topic", p.b.Topic,
+		"partition", p.b.Partition, "from", p.recs[0].Offset, "to", p.recs[len(p.recs)-1].Offset, "error", err)
+	for i := range p.recs {
+		if p.recs[i].Offset < p.st.next {
 			continue
 		}
-		err := a.retry(ctx, func() error { return a.commit(ctx, st, recs[i:i+1], dec[i:i+1]) })
+		one := part{b: p.b, st: p.st, recs: p.recs[i : i+1], dec: p.dec[i : i+1]}
+		err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.commit(ctx, []part{one}) })
 		if errors.As(err, &poison) {
-			err = a.poison(ctx, st, recs[i], dec[i], poison)
+			err = a.poison(ctx, p.st, p.recs[i], p.dec[i], poison)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	a.observeLag(b, st)
+	a.observeLag(p)
 	return nil
 }
 
-func (a *applier) observeLag(b Batch, st *partitionState) {
-	if b.End >= 0 {
-		a.r.m.lag.WithLabelValues(a.r.p.Name, b.Topic, fmt.Sprint(b.Partition)).Set(float64(max(0, b.End-st.next)))
+func (a *applier) observeLag(p part) {
+	if p.b.End >= 0 {
+		a.r.m.lag.WithLabelValues(a.r.p.Name, p.b.Topic, fmt.Sprint(p.b.Partition)).Set(float64(max(0, p.b.End-p.st.next)))
 	}
 }
 
 // retry calls fn until it succeeds, retrying transient failures without
-// limit and others up to Attempts times, after which it returns a
-// *poisonError. Conflicts and the end of ctx return at once.
-func (a *applier) retry(ctx context.Context, fn func() error) error {
+// limit and others until it has failed attempts times, after which it
+// returns a *poisonError. Conflicts and the end of ctx return at once.
+func (a *applier) retry(ctx context.Context, attempts int, fn func() error) error {
 	failures, transients := 0, 0
 	for {
 		err := fn()
@@ -525,7 +566,7 @@ func (a *applier) retry(ctx context.Context, fn func() error) error {
 		default:
 			failures++
 			a.r.m.retries.WithLabelValues("failure").Inc()
-			if failures >= a.r.opts.Attempts {
+			if failures >= attempts {
 				return &poisonError{err: err, attempts: failures}
 			}
 			a.r.log.Warn("applying failed; retrying", "error", err, "attempt", failures)
@@ -540,101 +581,136 @@ type decoded struct {
 	event projection.Event
 }
 
-// commit applies recs, all of one partition, in one transaction that
-// claims their offsets (see claimSQL).
-func (a *applier) commit(ctx context.Context, st *partitionState, recs []Record, dec []decoded) error {
-	topic, partition := recs[0].Topic, recs[0].Partition
-	for i, rec := range recs {
-		if rec.Control || dec[i].ok {
-			continue
-		}
-		e, err := a.decode(ctx, rec)
-		if err != nil {
-			return err
-		}
-		dec[i] = decoded{ok: true, event: e}
-	}
-
-	// The version guard. Versions read outside the transaction are
-	// current if the claim succeeds: only a claim of this partition
-	// writes its streams' versions.
-	var missing []string
-	for i := range recs {
-		if dec[i].ok {
-			s := dec[i].event.StreamID
-			if _, ok := st.versions[s]; !ok {
-				missing = append(missing, s)
+// commit applies the records of parts, each of one partition, in one
+// transaction that claims their offsets (see claimSQL), with one call of
+// the projection's Apply: the partitions' events one partition after the
+// other, so each stream's events stay in order.
+func (a *applier) commit(ctx context.Context, parts []part) error {
+	for _, p := range parts {
+		for i, rec := range p.recs {
+			if rec.Control || p.dec[i].ok {
+				continue
 			}
-		}
-	}
-	if len(missing) > 0 {
-		found, err := a.r.book.versions(ctx, a.db, a.t, missing)
-		if err != nil {
-			return err
-		}
-		if len(st.versions)+len(missing) > maxCachedStreams {
-			st.versions = map[string]int64{}
-		}
-		for _, s := range missing {
-			st.versions[s] = found[s] // 0 when never applied
-		}
-	}
-	changed := map[string]int64{}
-	var events []projection.Event
-	duplicates, gaps := 0, 0
-	for i := range recs {
-		if !dec[i].ok {
-			continue
-		}
-		e := dec[i].event
-		last, ok := changed[e.StreamID]
-		if !ok {
-			last = st.versions[e.StreamID]
-		}
-		switch {
-		case e.Version <= last:
-			duplicates++
-			continue
-		case e.Version > last+1:
-			gaps++
-			a.r.log.Warn("gap in a stream: applying anyway", "stream", e.StreamID, "last", last, "version", e.Version,
-				"topic", topic, "partition", partition, "offset", e.Offset)
-		}
-		changed[e.StreamID] = e.Version
-		events = append(events, e)
-	}
-	streams := make([]string, 0, len(changed))
-	versions := make([]int64, 0, len(changed))
-	for s, v := range changed {
-		streams = append(streams, s)
-		versions = append(versions, v)
-	}
-
-	start := time.Now()
-	next := recs[len(recs)-1].Offset + 1
-	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
-		if err := a.r.book.claim(ctx, tx, a.t, topic, partition, st.next, next, int64(len(events))); err != nil {
-			return err
-		}
-		if err := a.r.book.saveVersions(ctx, tx, a.t, streams, versions); err != nil {
-			return err
-		}
-		if len(events) > 0 {
-			if err := a.r.p.Apply(ctx, tx, events); err != nil {
+			e, err := a.decode(ctx, rec)
+			if err != nil {
 				return err
 			}
+			p.dec[i] = decoded{ok: true, event: e}
 		}
-		return a.r.opts.Fault("commit")
-	})
-	if err != nil {
-		return err
 	}
-	st.next = next
-	for s, v := range changed {
-		st.versions[s] = v
+	for round := 1; ; round++ {
+		g := a.guard(parts)
+		start := time.Now()
+		var stale map[string]int64
+		err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) (err error) {
+			stale, err = a.r.book.claimAll(ctx, tx, a.t, g.claims, g.streams, g.expected, g.versions)
+			if err != nil {
+				return err
+			}
+			if len(stale) > 0 {
+				return errStale // and roll back
+			}
+			if len(g.events) > 0 {
+				if err := a.r.p.Apply(ctx, tx, g.events); err != nil {
+					return err
+				}
+			}
+			return a.r.opts.Fault("commit")
+		})
+		if err != nil && !errors.Is(err, errStale) {
+			return err
+		}
+		if err != nil {
+			// A stream was not at the version assumed: a record seen
+			// before, or a gap. Again, with the versions stored (which
+			// only this partition's claims change).
+			if round == 3 {
+				return fmt.Errorf("the stored versions of %d streams keep changing under the partitions' claims", len(stale))
+			}
+			for j, p := range parts {
+				for s := range g.changed[j] {
+					if v, ok := stale[s]; ok {
+						p.st.versions[s] = v
+					}
+				}
+			}
+			continue
+		}
+		for j, p := range parts {
+			p.st.next = g.claims[j].to
+			if len(p.st.versions) > maxCachedStreams {
+				p.st.versions = map[string]int64{} // the table has them all
+			}
+			for s, v := range g.changed[j] {
+				p.st.versions[s] = v
+			}
+		}
+		for _, e := range g.gaps {
+			a.r.log.Warn("gap in a stream: applied anyway", "stream", e.StreamID, "version", e.Version,
+				"topic", e.Topic, "partition", e.Partition, "offset", e.Offset)
+		}
+		a.r.m.committed(g.events, g.duplicates, len(g.gaps), time.Since(start))
+		return nil
 	}
-	a.r.m.committed(events, duplicates, gaps, time.Since(start))
-	return nil
+}
+
+// errStale rolls back a commit that found streams not at the versions
+// the guard assumed.
+var errStale = errors.New("streams not at the versions assumed")
+
+// guarded is what the version guard makes of a commit's records.
+type guarded struct {
+	events     []projection.Event // to apply
+	duplicates int                // dropped
+	gaps       []projection.Event // applied after a gap in their stream
+	claims     []claim            // one per part
+	// Per stream changed: the version stored before and the one after.
+	streams            []string
+	expected, versions []int64
+	changed            []map[string]int64 // per part: stream → last version applied
+}
+
+// guard drops the records applied before, by the last version applied of
+// their streams. A partition's cache holds the versions of the streams it
+// has seen; a stream not in it is taken to be at the version before its
+// first record here, which claimAll checks in the transaction.
+func (a *applier) guard(parts []part) guarded {
+	var g guarded
+	g.changed = make([]map[string]int64, len(parts))
+	for j, p := range parts {
+		changed := map[string]int64{}
+		before := map[string]int64{}
+		n := len(g.events)
+		for i := range p.recs {
+			if !p.dec[i].ok {
+				continue
+			}
+			e := p.dec[i].event
+			last, ok := changed[e.StreamID]
+			if !ok {
+				if last, ok = p.st.versions[e.StreamID]; !ok {
+					last = e.Version - 1
+				}
+				before[e.StreamID] = last
+			}
+			switch {
+			case e.Version <= last:
+				g.duplicates++
+				continue
+			case e.Version > last+1:
+				g.gaps = append(g.gaps, e)
+			}
+			changed[e.StreamID] = e.Version
+			g.events = append(g.events, e)
+		}
+		for s, v := range changed {
+			g.streams, g.expected, g.versions = append(g.streams, s), append(g.expected, before[s]), append(g.versions, v)
+		}
+		g.changed[j] = changed
+		g.claims = append(g.claims, claim{topic: p.b.Topic, partition: p.b.Partition, from: p.st.next,
+			to: p.recs[len(p.recs)-1].Offset + 1, applied: int64(len(g.events) - n)})
+	}
+	return g
 }
 
 // decode turns a record into the event a projection sees.
@@ -674,7 +750,7 @@ func (a *applier) poison(ctx context.Context, st *partitionState, rec Record, de
 		if a.t.build {
 			return &HaltError{Projection: a.r.p.Name, Halt: h}
 		}
-		err := a.retry(ctx, func() error { return a.r.book.halt(ctx, a.db, a.t, h) })
+		err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.r.book.halt(ctx, a.db, a.t, h) })
 		if err != nil {
 			return err
 		}
@@ -683,7 +759,7 @@ func (a *applier) poison(ctx context.Context, st *partitionState, rec Record, de
 	}
 	a.r.log.Error("poison event: parking it and going on", "event", h)
 	next := rec.Offset + 1
-	err := a.retry(ctx, func() error {
+	err := a.retry(ctx, a.r.opts.Attempts, func() error {
 		return pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
 			if err := a.r.book.claim(ctx, tx, a.t, rec.Topic, rec.Partition, st.next, next, 0); err != nil {
 				return err
