@@ -83,11 +83,12 @@ type progress struct {
 	last      time.Time // of the last report
 	done      int64
 	total     int64
+	reported  int64 // done when last reported, -1 before
 	lineEvery time.Duration
 }
 
 func newProgress(w io.Writer, name string) *progress {
-	return &progress{w: w, name: name, tty: isTerminal(w), start: time.Now(), lineEvery: 5 * time.Second}
+	return &progress{w: w, name: name, tty: isTerminal(w), start: time.Now(), reported: -1, lineEvery: 5 * time.Second}
 }
 
 // isTerminal reports whether w is a character device, and not a dumb one.
@@ -115,6 +116,7 @@ func (p *progress) update(done, total int64) {
 }
 
 func (p *progress) report(now time.Time) {
+	p.reported = p.done
 	elapsed := now.Sub(p.start)
 	frac := 1.0
 	if p.total > 0 {
@@ -135,9 +137,9 @@ func (p *progress) report(now time.Time) {
 	fmt.Fprintf(p.w, "rebuild %s: %.0f%% (%d of %d events), %.0f events/s, ETA %s\n", p.name, 100*frac, p.done, p.total, rate, eta)
 }
 
-// finish ends the bar's line.
+// finish reports the end, unless it was, and ends the bar's line.
 func (p *progress) finish(ok bool) {
-	if ok {
+	if ok && p.reported != p.done {
 		p.report(time.Now())
 	}
 	if p.tty {
