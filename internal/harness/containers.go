@@ -9,11 +9,17 @@ import (
 
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+	"github.com/testcontainers/testcontainers-go/modules/redpanda"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// PostgresImage is the image the container backend runs.
-const PostgresImage = "postgres:15-alpine"
+// The images the container backend runs.
+const (
+	PostgresImage = "postgres:15-alpine"
+	// RedpandaImage speaks the Kafka protocol, transactions and
+	// consumer groups included, and starts in seconds.
+	RedpandaImage = "docker.redpanda.com/redpandadata/redpanda:v24.2.18"
+)
 
 func startPostgresContainer(ctx context.Context) (string, func(), error) {
 	if err := DockerEngine(ctx); err != nil {
@@ -35,4 +41,23 @@ func startPostgresContainer(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	return url, func() { testcontainers.TerminateContainer(c) }, nil
+}
+
+func startKafkaContainer(ctx context.Context) ([]string, func(), error) {
+	if err := DockerEngine(ctx); err != nil {
+		return nil, nil, fmt.Errorf("STRATA_TEST_BACKEND=containers: %w", err)
+	}
+	c, err := redpanda.Run(ctx, RedpandaImage,
+		// Tests of crashed workers use short consumer-group sessions.
+		redpanda.WithBootstrapConfig("group_min_session_timeout_ms", 500),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the Redpanda container: %w", err)
+	}
+	broker, err := c.KafkaSeedBroker(ctx)
+	if err != nil {
+		testcontainers.TerminateContainer(c)
+		return nil, nil, err
+	}
+	return []string{broker}, func() { testcontainers.TerminateContainer(c) }, nil
 }

@@ -4,9 +4,11 @@
 //
 // Tests never skip for want of a service. Where the environment names one
 // (STRATA_TEST_DATABASE_URL), it is used; with STRATA_TEST_BACKEND=containers
-// the services run in containers from testcontainers-go (a Docker engine must
-// answer, and the tests must be built with -tags containers); otherwise a
-// throwaway cluster starts from the machine's binaries and is removed after.
+// the services run in containers from testcontainers-go — PostgreSQL and
+// Redpanda, a Kafka-protocol broker (a Docker engine must answer, and the
+// tests must be built with -tags containers); otherwise a throwaway cluster
+// starts from the machine's binaries, and kfake in the test process, and
+// both are removed after.
 //
 // A test package that needs PostgreSQL or Kafka calls Main from its
 // TestMain and PostgresURL, NewSchema or KafkaBrokers from its tests.
@@ -42,6 +44,7 @@ var shared struct {
 var sharedKafka struct {
 	sync.Mutex
 	cluster *KafkaCluster
+	brokers []string // of the container backend's broker
 }
 
 // stops are the services Main stops when the tests end.

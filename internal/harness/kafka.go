@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -111,6 +112,19 @@ func KafkaBrokers(tb testing.TB) []string {
 	}
 	sharedKafka.Lock()
 	defer sharedKafka.Unlock()
+	if os.Getenv(EnvBackend) == "containers" {
+		if sharedKafka.brokers == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			brokers, stop, err := startKafkaContainer(ctx)
+			if err != nil {
+				tb.Fatalf("no Kafka for the tests: %v", err)
+			}
+			sharedKafka.brokers = brokers
+			registerStop(stop)
+		}
+		return sharedKafka.brokers
+	}
 	if sharedKafka.cluster == nil {
 		// Tests of crashed workers wait out session timeouts: let them
 		// be short.
