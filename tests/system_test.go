@@ -205,7 +205,9 @@ func TestTheSystemFromOutside(t *testing.T) {
 			t.Errorf("bulk order = %+v", o)
 		}
 	}
-	var found struct{ Items []struct{ OrderID, ItemID string } }
+	var found struct {
+		Items []struct{ OrderID, ItemID string }
+	}
 	getJSON(t, p1.url+"/v1/shipped-items?q=harbour%20springfield", &found)
 	if fmt.Sprint(found.Items) != "[{a1b2c3d4 gadget-y} {a1b2c3d4 widget-x}]" {
 		t.Errorf("shipped items of harbour springfield = %v", found.Items)
