@@ -12,11 +12,12 @@
 //     Go; a program of your own passes it to projector.Main, which is the
 //     whole projector command line.
 //
-// The runner calls Apply with the events of one Kafka partition, in order,
-// inside the PostgreSQL transaction that also stores the partition's next
-// offset: a batch is applied exactly once or not at all. Events it has
-// already applied (re-published records) are removed before Apply sees
-// them, by a per-stream version guard.
+// The runner calls Apply with the events of one poll of the projection's
+// topics — one or more partitions, each in order — inside the PostgreSQL
+// transaction that also stores those partitions' next offsets: a batch is
+// applied exactly once or not at all. Events it has already applied
+// (re-published records) are removed before Apply sees them, by a
+// per-stream version guard.
 //
 // Tables are named without a schema: the transaction's search_path is the
 // read-model schema ("readmodel" by default), or a fresh schema while
@@ -61,9 +62,11 @@ type Projection struct {
 	Source string
 }
 
-// ApplyFunc applies a batch of events of one partition, in partition
-// order, to the read model in tx. Each stream's events are in version
-// order, and none has been applied before.
+// ApplyFunc applies a batch of events to the read model in tx: the events
+// of one or more partitions, each partition's in its order, so each
+// stream's events are in version order; none has been applied before. When
+// a batch keeps failing, the runner retries its partitions one by one, and
+// then their events one by one, to find a poison event.
 type ApplyFunc func(ctx context.Context, tx pgx.Tx, events []Event) error
 
 // Policy is what the runner does with a poison event: one whose Apply

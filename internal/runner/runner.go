@@ -2,9 +2,9 @@
 // projection's Kafka topics to its read model in PostgreSQL, exactly once,
 // and rebuilds read models blue/green.
 //
-// Exactly once: each batch of one partition's records is applied in one
-// PostgreSQL transaction that also moves the partition's stored offset,
-// and only if that offset is still where this worker last left it (a
+// Exactly once: the records of a poll are applied in one PostgreSQL
+// transaction that also moves each of their partitions' stored offsets,
+// and only if those offsets are still where this worker last left them (a
 // compare-and-set, claimSQL). Offsets live in the read-model database, not
 // in Kafka: on assignment a worker resumes from them, and a worker that
 // lost its partitions without noticing (a zombie) can commit nothing
