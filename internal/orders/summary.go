@@ -1,6 +1,10 @@
-// Package orders holds the read models of the example Order domain that
-// are written in Go: the order_summary projection (contract §5). Its
-// sibling shipped_items is declarative SQL (projections/shipped_items.sql).
+// Package orders is the example Order domain (contract §5) on both sides.
+// The write side is the Order aggregate (order.go): its state derived from
+// an order's stream, and the commands Create, AddItem and Ship validated
+// against that state before their events are appended (package
+// aggregate). The read side is the order_summary projection, written in
+// Go; its sibling shipped_items is declarative SQL
+// (projections/shipped_items.sql).
 package orders
 
 import (

@@ -1,0 +1,216 @@
+// Package aggregatetest provides an in-memory aggregate.Store for tests of
+// command handlers: no writer, no database, and a hook to play a concurrent
+// writer between a handler's read and its append.
+package aggregatetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/strata-events/strata/client"
+)
+
+// Store keeps streams in memory with the writer's stream semantics:
+// versions from 1 without gaps, the contract's expected versions, 404
+// stream_not_found for a stream without events, pages with the stream's
+// version and the next version to read, and refusals as *client.Error
+// with the writer's statuses and codes. It does not check event types or
+// data against schemas, nor make appends with known event ids idempotent;
+// Data is stored as encoding/json marshals it.
+//
+// The zero Store is empty and ready. It is safe for concurrent use; set
+// PageSize and BeforeAppend before using it.
+type Store struct {
+	// PageSize, when positive, caps the events a read returns below the
+	// limit asked for, as a writer with a smaller page would: set it small
+	// to make readers page.
+	PageSize int
+	// BeforeAppend, when set, is called at the start of each Append, before
+	// the expected version is checked and without the store's lock held.
+	// A test appends there to play a writer that got in first. Appends
+	// made while it runs, its own included, do not call it.
+	BeforeAppend func(ctx context.Context, streamID string)
+
+	mu       sync.Mutex
+	streams  map[string][]client.RecordedEvent
+	position int64
+	hooking  bool
+	reads    int
+	appends  int
+}
+
+// ReadStream returns up to limit events of the stream from version from
+// (from <= 0: the first; limit <= 0: 100), as the writer's
+// GET /v1/streams/{streamId}/events does.
+func (s *Store) ReadStream(ctx context.Context, streamID string, from int64, limit int) (client.StreamPage, error) {
+	if err := ctx.Err(); err != nil {
+		return client.StreamPage{}, err
+	}
+	switch {
+	case streamID == "":
+		return client.StreamPage{}, refusal(http.StatusBadRequest, client.CodeInvalidStreamID, "the stream id is empty")
+	case limit > client.MaxReadLimit:
+		return client.StreamPage{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest,
+			fmt.Sprintf("limit must be a whole number from 1 to %d, not %d", client.MaxReadLimit, limit))
+	case limit <= 0:
+		limit = 100
+	}
+	if s.PageSize > 0 {
+		limit = min(limit, s.PageSize)
+	}
+	from = max(from, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	events, ok := s.streams[streamID]
+	if !ok {
+		return client.StreamPage{}, refusal(http.StatusNotFound, client.CodeStreamNotFound, fmt.Sprintf("stream %s not found", streamID))
+	}
+	page := client.StreamPage{Version: int64(len(events)), Events: []client.RecordedEvent{}}
+	for v := from; v <= page.Version && len(page.Events) < limit; v++ {
+		page.Events = append(page.Events, clone(events[v-1]))
+	}
+	page.Next = from + int64(len(page.Events))
+	return page, nil
+}
+
+// Append stores events at the end of the stream if its version meets
+// expected, as the writer's POST /v1/streams/{streamId}/events does. A
+// stream not at the expected version is a 409 wrong_expected_version
+// *client.Error with Expected and Actual.
+func (s *Store) Append(ctx context.Context, streamID string, expected client.ExpectedVersion, events []client.Event) (client.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return client.AppendResult{}, err
+	}
+	switch {
+	case streamID == "":
+		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidStreamID, "the stream id is empty")
+	case expected < client.StreamExists:
+		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidExpectedVersion,
+			fmt.Sprintf("invalid expected version %d", expected))
+	case len(events) == 0:
+		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest, "events is empty: an append needs at least one event")
+	case len(events) > client.MaxAppendEvents:
+		return client.AppendResult{}, refusal(http.StatusRequestEntityTooLarge, client.CodeTooLarge,
+			fmt.Sprintf("an append may carry at most %d events", client.MaxAppendEvents))
+	}
+	recorded := make([]client.RecordedEvent, len(events))
+	for i, e := range events {
+		if e.Type == "" {
+			return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest, fmt.Sprintf("events[%d].type is required", i))
+		}
+		data, err := json.Marshal(e.Data)
+		if err != nil || len(data) == 0 || data[0] != '{' {
+			return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest,
+				fmt.Sprintf("events[%d].data is not a JSON object", i))
+		}
+		id := e.ID
+		if id == "" {
+			id = newUUID()
+		}
+		recorded[i] = client.RecordedEvent{ID: id, StreamID: streamID, Type: e.Type, Data: data, Metadata: e.Metadata}
+	}
+	s.callHook(ctx, streamID)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appends++
+	stream := s.streams[streamID]
+	actual := int64(len(stream))
+	if !allows(expected, actual) {
+		err := refusal(http.StatusConflict, client.CodeWrongExpectedVersion,
+			fmt.Sprintf("wrong expected version for stream %s: expected %d, actual version %d", streamID, expected, actual))
+		err.Expected, err.Actual = expected, actual
+		return client.AppendResult{}, err
+	}
+	res := client.AppendResult{StreamID: streamID, FirstVersion: actual + 1}
+	now := time.Now().UTC()
+	for _, e := range recorded {
+		s.position++
+		e.Version, e.GlobalPosition, e.RecordedAt = int64(len(stream))+1, s.position, now
+		stream = append(stream, e)
+		res.Events = append(res.Events, client.AppendedEvent{ID: e.ID, Version: e.Version, GlobalPosition: e.GlobalPosition})
+	}
+	res.LastVersion = int64(len(stream))
+	if s.streams == nil {
+		s.streams = map[string][]client.RecordedEvent{}
+	}
+	s.streams[streamID] = stream
+	return res, nil
+}
+
+// callHook calls BeforeAppend unless it is running already.
+func (s *Store) callHook(ctx context.Context, streamID string) {
+	s.mu.Lock()
+	hook := s.BeforeAppend
+	run := hook != nil && !s.hooking
+	s.hooking = s.hooking || run
+	s.mu.Unlock()
+	if !run {
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		s.hooking = false
+		s.mu.Unlock()
+	}()
+	hook(ctx, streamID)
+}
+
+// Events returns the events of a stream, in version order; none for a
+// stream that does not exist.
+func (s *Store) Events(streamID string) []client.RecordedEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]client.RecordedEvent, len(s.streams[streamID]))
+	for i, e := range s.streams[streamID] {
+		out[i] = clone(e)
+	}
+	return out
+}
+
+// Calls returns how many ReadStream calls (of existing and missing
+// streams) and Append calls (stored or refused for their expected
+// version) the store has answered.
+func (s *Store) Calls() (reads, appends int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads, s.appends
+}
+
+func allows(expected client.ExpectedVersion, actual int64) bool {
+	switch expected {
+	case client.Any:
+		return true
+	case client.StreamExists:
+		return actual > 0
+	default:
+		return actual == int64(expected)
+	}
+}
+
+func refusal(status int, code, message string) *client.Error {
+	return &client.Error{Status: status, Code: code, Message: message, EventIndex: -1}
+}
+
+// clone copies an event so that callers cannot change the stored one.
+func clone(e client.RecordedEvent) client.RecordedEvent {
+	e.Data = append(json.RawMessage(nil), e.Data...)
+	e.Metadata.Custom = maps.Clone(e.Metadata.Custom)
+	return e
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
