@@ -1,453 +1,375 @@
 // Command demo runs Strata on embedded defaults and walks through what it
 // does, for someone meeting event sourcing and Strata for the first time.
-// It is what `make demo` runs: it starts PostgreSQL from the machine's
-// binaries and the embedded Kafka-protocol broker (state in .data/), runs
-// bin/writer, and drives it over HTTP. Each run starts from an empty store
-// and empty topics; the writer keeps serving until Ctrl-C.
+// It is what `make demo` runs (after building bin/writer and
+// bin/projector): it starts PostgreSQL from the machine's binaries and the
+// embedded Kafka-protocol broker, runs the writer and two projector
+// workers, and drives them over HTTP, saying what happens at each step.
+// Then it keeps everything running until Ctrl-C, and stops the processes in
+// order.
+//
+// Each run starts from nothing: .data/ (PostgreSQL's cluster, the broker's
+// state, the processes' logs) is emptied first, so a run that was killed
+// leaves nothing in the way of the next.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
-	"github.com/strata-events/strata/internal/kafka"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+	if err := run(ctx, os.Stdout, os.Stderr); err != nil {
 		os.Exit(1)
 	}
 }
 
+// Where things are and how the demo runs them.
+const (
+	dataDir    = ".data"
+	partitions = 4 // of each category's topic: two workers get two each
+	stopGrace  = 20 * time.Second
+)
+
+// demo is the running system: PostgreSQL, the broker, the writer and the
+// projectors, and what it takes to talk to them.
 type demo struct {
-	out     io.Writer
-	base    string
-	client  *http.Client
-	brokers []string
+	out      io.Writer
+	settings []string // STRATA_* settings that every process shares
+	brokers  []string
+	dbURL    string
+
+	writer     *api
+	projectors []*api // their read APIs
+
+	stoppers []func() // undo what was started, in reverse order
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
 
-func run(ctx context.Context, out io.Writer) error {
-	d := &demo{out: out, client: &http.Client{Timeout: 30 * time.Second}}
-	writerBin, err := filepath.Abs("bin/writer")
-	if err != nil {
-		return err
+// run runs the demo until ctx ends (Ctrl-C) and returns nil then; it
+// reports a failure to stderr, with the end of the log of the process at
+// fault, and returns it.
+func run(parent context.Context, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	d := &demo{out: stdout}
+	defer d.stop()
+	err := d.run(ctx, cancel)
+	if parent.Err() != nil {
+		d.say("\n\nInterrupted: stopping Strata. Each process gets SIGTERM and finishes what it is doing.")
+		return nil
 	}
-	if _, err := os.Stat(writerBin); err != nil {
-		return fmt.Errorf("%s is missing: run `make demo`, which builds it", writerBin)
+	if ctx.Err() != nil {
+		err = context.Cause(ctx) // a process exited
 	}
-	dir, err := filepath.Abs(".data/postgres")
-	if err != nil {
-		return err
+	if err == nil {
+		return nil
 	}
-	d.say("Strata demo: an event store on PostgreSQL, served over HTTP.\n")
-	d.say("Starting PostgreSQL from this machine's binaries (data in %s) ...", dir)
-	pg, err := harness.StartPostgres(ctx, harness.PostgresOptions{Dir: dir})
-	if err != nil {
-		return err
+	report(stderr, err)
+	if len(d.stoppers) > 0 {
+		d.say("\nStopping what was started.")
 	}
-	defer pg.Stop()
-	if err := freshSchema(ctx, pg.URL); err != nil {
-		return err
-	}
-	kafkaDir, err := filepath.Abs(".data/kafka")
-	if err != nil {
-		return err
-	}
-	os.RemoveAll(kafkaDir) // a fresh store gets fresh topics
-	d.say("Starting the embedded Kafka-protocol broker (data in %s) ...", kafkaDir)
-	broker, err := harness.StartKafka(harness.KafkaOptions{Dir: kafkaDir})
-	if err != nil {
-		return err
-	}
-	defer broker.Stop()
-	d.brokers = broker.Brokers()
-
-	schemasV1, err := schemasWithout(".v2.avsc")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(schemasV1)
-	env := append(os.Environ(), "STRATA_DATABASE_URL="+pg.URL, "STRATA_LOG_LEVEL=warn",
-		"STRATA_KAFKA_BROKERS="+strings.Join(d.brokers, ","), "STRATA_TOPIC_PARTITIONS=3")
-	writer := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, writerBin, args...)
-		cmd.Env = env
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("writer %s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	d.say("\n$ writer migrate")
-	if out, err := writer("migrate"); err == nil {
-		d.say("%s", indent(out))
-	} else {
-		return err
-	}
-	d.say("\n$ writer schemas apply     (the first version of each event type)")
-	if out, err := writer("schemas", "apply", "--schemas-dir", schemasV1); err == nil {
-		d.say("%s", indent(out))
-	} else {
-		return err
-	}
-
-	addr := "127.0.0.1:8080"
-	if l, err := net.Listen("tcp", addr); err == nil {
-		l.Close()
-	} else {
-		addr = "127.0.0.1:0" // 8080 is taken: any free port
-	}
-	serve := exec.Command(writerBin, "serve", "--http-addr", addr)
-	serve.Env = env
-	serve.Stderr = os.Stderr
-	stdout, err := serve.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := serve.Start(); err != nil {
-		return err
-	}
-	defer func() { serve.Process.Signal(syscall.SIGTERM); serve.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("the writer did not start: %v", err)
-	}
-	d.base = strings.TrimSpace(strings.TrimPrefix(line, "writer listening on "))
-	d.say("\n$ writer serve\n   %s", strings.TrimSpace(line))
-
-	order, err := d.walkthrough(ctx, writer)
-	if err != nil {
-		return err
-	}
-	if err := d.kafka(ctx, order); err != nil {
-		return err
-	}
-	d.say("\nLook around while the writer runs:")
-	d.say("   curl %s/v1/streams/Order-%s/events", d.base, order)
-	d.say("   curl '%s/v1/events?limit=5'", d.base)
-	d.say("   curl %s/v1/categories/Order/events", d.base)
-	d.say("   curl %s/registry/subjects", d.base)
-	d.say("   curl %s/metrics", d.base)
-	d.say("   kcat -b %s -C -t events.Order -X isolation.level=read_committed -f '%%k v%%h\\n'", d.brokers[0])
-	d.say("\nNext to come: the projectors and their read models. Press Ctrl-C to stop.")
-	<-ctx.Done()
-	d.say("\nStopping the writer and PostgreSQL.")
-	return nil
-}
-
-// walkthrough drives the scenario and returns the order's id.
-func (d *demo) walkthrough(ctx context.Context, writer func(...string) (string, error)) (string, error) {
-	order := randomID()
-	stream := "Order-" + order
-	path := "/v1/streams/" + stream + "/events"
-	ts := func(min int) string {
-		return time.Date(2023, 10, 27, 10, min, 0, 0, time.UTC).Format(time.RFC3339)
-	}
-	created := event("OrderCreated", `"orderId": %q, "customerId": "user123", "timestamp": %q`, order, ts(0))
-	item := func(id string, qty int, price string, min int) string {
-		return event("OrderItemAdded", `"orderId": %q, "itemId": %q, "quantity": %d, "price": %s, "timestamp": %q`, order, id, qty, price, ts(min))
-	}
-
-	d.say("\n1. An order's life is a stream of events. Create it (expectedVersion 0: the stream must be new):")
-	r, err := d.post(path, 0, created, item("widget-x", 2, "15.99", 1))
-	if err != nil {
-		return "", err
-	}
-	d.say("   POST %s → %d, versions %v..%v", path, r.status, r.body["firstVersion"], r.body["lastVersion"])
-
-	d.say("\n2. Two clients add an item at the same moment, both having read version 2:")
-	a, err := d.post(path, 2, item("gadget-y", 1, "9.50", 2))
-	if err != nil {
-		return "", err
-	}
-	d.say("   client A → %d, version %v", a.status, a.body["firstVersion"])
-	b, err := d.post(path, 2, item("gizmo-z", 3, "4.25", 2))
-	if err != nil {
-		return "", err
-	}
-	e := b.err()
-	d.say("   client B → %d %s: %s", b.status, e["code"], e["message"])
-	d.say("   client B reads the order again, sees A's item, decides again and appends at %v:", e["actual"])
-	b, err = d.post(path, int(e["actual"].(float64)), item("gizmo-z", 3, "4.25", 3))
-	if err != nil {
-		return "", err
-	}
-	d.say("   client B → %d, version %v", b.status, b.body["firstVersion"])
-
-	d.say("\n3. A retry is safe: the same event ids sent again store nothing twice.")
-	retry := fmt.Sprintf(`{"id": %q, `, eventstore.NewUUIDv7()) + strings.TrimPrefix(item("retried", 1, "1.00", 4), "{")
-	first, err := d.post(path, -1, retry)
-	if err != nil {
-		return "", err
-	}
-	again, err := d.post(path, -1, retry)
-	if err != nil {
-		return "", err
-	}
-	d.say("   first send → %d, version %v; the same body again → %d, version %v", first.status, first.body["firstVersion"], again.status, again.body["firstVersion"])
-
-	d.say("\n4. Bad data is refused, naming the field, and nothing is stored:")
-	bad, err := d.post(path, -1, item("widget-x", 1, "15.999", 5))
-	if err != nil {
-		return "", err
-	}
-	d.say("   a price of 15.999 (the schema keeps cents) → %d %s: %s", bad.status, bad.err()["code"], bad.err()["message"])
-
-	d.say("\n5. Many orders at once: 25 clients create an order each, concurrently.")
-	statements, grouped := d.groupCounters()
-	start := time.Now()
-	var wg sync.WaitGroup
-	statuses := make([]int, 25)
-	for i := range statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := randomID()
-			r, err := d.post("/v1/streams/Order-"+id+"/events", 0,
-				event("OrderCreated", `"orderId": %q, "customerId": "user%d", "timestamp": %q`, id, i, ts(6)))
-			if err == nil {
-				statuses[i] = r.status
-			}
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, s := range statuses {
-		if s == http.StatusCreated {
-			ok++
-		}
-	}
-	elapsed := time.Since(start).Round(time.Millisecond)
-	s2, g2 := d.groupCounters()
-	d.say("   %d of 25 answered 201 in %s. Appends that arrive together share a statement and a commit:", ok, elapsed)
-	d.say("   the writer's metrics count %d of them stored by %d statements (group commit).", g2-grouped, s2-statements)
-
-	d.say("\n6. Schemas evolve. Version 2 of OrderItemAdded adds a currency, defaulting to USD:")
-	out, err := writer("schemas", "apply")
-	if err != nil {
-		return "", err
-	}
-	d.say("$ writer schemas apply\n%s", indent(out))
-	time.Sleep(2500 * time.Millisecond) // the writer reloads the registry every 2 s
-	eur := event("OrderItemAdded", `"orderId": %q, "itemId": "euro-thing", "quantity": 1, "price": "20.00", "currency": "EUR", "timestamp": %q`, order, ts(7))
-	r, err = d.post(path, -1, eur)
-	if err != nil {
-		return "", err
-	}
-	d.say("   an item priced in EUR → %d, version %v", r.status, r.body["firstVersion"])
-	shipped := event("OrderShipped", `"orderId": %q, "shippingAddress": "123 Main St, Anytown, USA", "timestamp": %q`, order, ts(30))
-	if r, err = d.post(path, -1, shipped); err != nil {
-		return "", err
-	}
-	d.say("   the order ships → %d, version %v", r.status, r.body["firstVersion"])
-
-	d.say("\n7. Reading the stream replays the order. Items written with version 1 read with the")
-	d.say("   default currency; the schemaId says which version each event was written with:")
-	page, err := d.get(path)
-	if err != nil {
-		return "", err
-	}
-	for _, ev := range page.Events {
-		d.say("   v%d %-15s schema %d  %s", ev.Version, ev.Type, ev.SchemaID, ev.Data)
-	}
-
-	d.say("\n8. All streams together ($all) in commit order, page by page with an opaque cursor:")
-	cursor := ""
-	for n := 1; n <= 3; n++ {
-		p, err := d.get("/v1/events?limit=4&after=" + cursor)
-		if err != nil {
-			return "", err
-		}
-		var names []string
-		for _, ev := range p.Events {
-			names = append(names, fmt.Sprintf("%s@%d", ev.StreamID, ev.Version))
-		}
-		d.say("   page %d: %s", n, strings.Join(names, ", "))
-		cursor, _ = p.Next.(string)
-	}
-	d.say("   ... (the cursor never skips an event that commits late; reading again from it returns the same page)")
-	return order, nil
-}
-
-// groupCounters reads the writer's group-commit counters from /metrics.
-func (d *demo) groupCounters() (statements, appends int) {
-	resp, err := d.client.Get(d.base + "/metrics")
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		var v float64
-		if _, err := fmt.Sscanf(sc.Text(), "strata_append_group_statements_total %g", &v); err == nil {
-			statements = int(v)
-		}
-		if _, err := fmt.Sscanf(sc.Text(), "strata_append_grouped_appends_total %g", &v); err == nil {
-			appends = int(v)
-		}
-	}
-	return statements, appends
-}
-
-// kafka shows the order's events as the relay published them.
-func (d *demo) kafka(ctx context.Context, order string) error {
-	d.say("\n9. The relay publishes every committed event exactly once to Kafka, to the topic of its")
-	d.say("   category, in transactions: a read_committed consumer of events.Order sees:")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(d.brokers...), kgo.ConsumeTopics("events.Order"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var records []*kgo.Record
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		f := cl.PollFetches(pctx)
-		cancel()
-		if f.Empty() && len(records) > 0 {
-			break
-		}
-		records = append(records, f.Records()...)
-	}
-	total := 0
-	for _, r := range records {
-		if string(r.Key) != "Order-"+order {
-			continue
-		}
-		total++
-		m, err := kafka.ParseRecord(r)
-		if err != nil {
-			return err
-		}
-		d.say("   partition %d offset %-3d key %s  ce_type=%-14s ce_streamversion=%d  value: 0x00, schema id %d, %d bytes of Avro",
-			r.Partition, r.Offset, r.Key, m.Type, m.Version, m.SchemaID, len(m.Data))
-	}
-	page, err := d.get("/v1/events?limit=1000")
-	if err != nil {
-		return err
-	}
-	d.say("   The store holds %d Order and other events; events.Order holds %d records, all of Order-%s on one", len(page.Events), len(records), order)
-	d.say("   partition (the key's murmur2 hash, as Java clients compute it), in version order. (%d of this order)", total)
-	return nil
-}
-
-type reply struct {
-	status int
-	body   map[string]any
-}
-
-func (r reply) err() map[string]any {
-	e, _ := r.body["error"].(map[string]any)
-	return e
-}
-
-func (d *demo) post(path string, expected int, events ...string) (reply, error) {
-	body := fmt.Sprintf(`{"expectedVersion": %d, "events": [%s]}`, expected, strings.Join(events, ","))
-	resp, err := d.client.Post(d.base+path, "application/json", bytes.NewBufferString(body))
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	r := reply{status: resp.StatusCode}
-	if err := json.NewDecoder(resp.Body).Decode(&r.body); err != nil {
-		return reply{}, err
-	}
-	return r, nil
-}
-
-type page struct {
-	Events []struct {
-		StreamID string          `json:"streamId"`
-		Type     string          `json:"type"`
-		Version  int64           `json:"version"`
-		SchemaID int             `json:"schemaId"`
-		Data     json.RawMessage `json:"data"`
-	}
-	Next any // a version for a stream, a cursor for $all
-}
-
-func (d *demo) get(path string) (page, error) {
-	var p page
-	resp, err := d.client.Get(d.base + path)
-	if err != nil {
-		return p, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return p, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&p)
-	return p, err
-}
-
-func event(typ, format string, args ...any) string {
-	return fmt.Sprintf(`{"type": %q, "data": {`+format+`}}`, append([]any{typ}, args...)...)
-}
-
-// freshSchema drops the store's schema, so that each run starts empty.
-func freshSchema(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS strata CASCADE")
 	return err
 }
 
-// schemasWithout copies schemas/ without the files ending in suffix.
-func schemasWithout(suffix string) (string, error) {
-	dir, err := os.MkdirTemp("", "strata-demo-schemas-")
-	if err != nil {
-		return "", err
+// report tells what failed, and shows the end of the logs of the
+// processes at fault.
+func report(w io.Writer, err error) {
+	fmt.Fprintf(w, "\ndemo failed: %v\n", err)
+	var f *failure
+	if errors.As(err, &f) {
+		for _, p := range f.procs {
+			fmt.Fprintf(w, "\nThe end of %s's log (%s):\n%s\n", p.name, p.logPath, indent(p.tail(25)))
+		}
 	}
-	files, _ := filepath.Glob("schemas/*.avsc")
+}
+
+// stop stops what was started, the last first.
+func (d *demo) stop() {
+	for i := len(d.stoppers) - 1; i >= 0; i-- {
+		d.stoppers[i]()
+	}
+	if len(d.stoppers) > 0 {
+		d.say("Stopped. The next run starts from an empty store again; `make clean` removes %s/.", dataDir)
+	}
+	d.stoppers = nil
+}
+
+func (d *demo) onStop(f func()) { d.stoppers = append(d.stoppers, f) }
+
+func (d *demo) run(ctx context.Context, cancel context.CancelCauseFunc) error {
+	for _, f := range []string{"bin/writer", "bin/projector"} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%s is missing: run `make demo` from the repository's root; it builds bin/writer and bin/projector first", f)
+		}
+	}
+	for _, dir := range []string{"schemas", "projections"} {
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("%s/ is not here: run `make demo` from the repository's root", dir)
+		}
+	}
+	d.say("Strata demo: an event store on PostgreSQL, its events published to Kafka, and read models")
+	d.say("built from them by projector workers. Everything runs on this machine; state and logs go to")
+	d.say("%s/, emptied at each start.\n", dataDir)
+	if err := d.startInfrastructure(ctx); err != nil {
+		return err
+	}
+	if err := d.startWriter(ctx, cancel); err != nil {
+		return err
+	}
+	if err := d.startProjectors(ctx, cancel); err != nil {
+		return err
+	}
+	w := &walkthrough{demo: d}
+	if err := w.run(ctx); err != nil {
+		return err
+	}
+	d.lookAround()
+	<-ctx.Done()
+	return nil
+}
+
+// startInfrastructure empties .data/ and starts PostgreSQL and the
+// broker.
+func (d *demo) startInfrastructure(ctx context.Context) error {
+	data, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	for _, sub := range []string{"postgres", "kafka", "logs", "schemas-v1"} {
+		if err := os.RemoveAll(filepath.Join(data, sub)); err != nil {
+			return fmt.Errorf("empty %s: %w", filepath.Join(dataDir, sub), err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(data, "logs"), 0o755); err != nil {
+		return err
+	}
+
+	d.say("Starting PostgreSQL from this machine's binaries (a new cluster in %s/postgres) ...", dataDir)
+	pg, err := harness.StartPostgres(ctx, harness.PostgresOptions{Dir: filepath.Join(data, "postgres")})
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	d.onStop(func() {
+		pg.Stop()
+		d.say("   PostgreSQL stopped")
+	})
+	d.dbURL = pg.URL
+	d.say("   listening on 127.0.0.1:%d", pg.Port())
+
+	d.say("Starting the embedded Kafka-protocol broker (state in %s/kafka) ...", dataDir)
+	port := 9092
+	if preferAddr("127.0.0.1:9092") != "127.0.0.1:9092" {
+		port = 0 // taken: any free port
+	}
+	broker, err := harness.StartKafka(harness.KafkaOptions{Port: port, Dir: filepath.Join(data, "kafka")})
+	if err != nil {
+		return err
+	}
+	d.onStop(func() {
+		broker.Stop()
+		d.say("   the Kafka broker stopped")
+	})
+	d.brokers = broker.Brokers()
+	d.say("   listening on %s", d.brokers[0])
+
+	d.settings = []string{
+		"STRATA_DATABASE_URL=" + d.dbURL,
+		"STRATA_KAFKA_BROKERS=" + strings.Join(d.brokers, ","),
+		"STRATA_TOPIC_PREFIX=events.",
+		fmt.Sprintf("STRATA_TOPIC_PARTITIONS=%d", partitions),
+		"STRATA_PROJECTIONS_DIR=projections",
+	}
+	return nil
+}
+
+// env returns the environment of a Strata process: this one's, without
+// any STRATA_* setting of the user's, then the shared settings, then
+// extra.
+func (d *demo) env(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STRATA_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, d.settings...)
+	env = append(env, "STRATA_LOG_LEVEL=info")
+	return append(env, extra...)
+}
+
+// command runs a short Strata command and returns its output.
+func (d *demo) command(ctx context.Context, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = d.env("STRATA_LOG_LEVEL=warn")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, indent(strings.TrimSpace(string(out))))
+	}
+	return strings.TrimRight(string(out), "\n"), nil
+}
+
+func (d *demo) startWriter(ctx context.Context, cancel context.CancelCauseFunc) error {
+	d.say("\nThe writer keeps the events: it appends them to PostgreSQL, serves them over HTTP with a")
+	d.say("schema registry, and publishes them to Kafka.")
+	d.say("\n$ bin/writer migrate")
+	out, err := d.command(ctx, "bin/writer", "migrate")
+	if err != nil {
+		return err
+	}
+	d.say("%s", indent(out))
+
+	v1 := filepath.Join(dataDir, "schemas-v1")
+	if err := copySchemas(v1, ".v2.avsc"); err != nil {
+		return err
+	}
+	d.say("\n$ bin/writer schemas apply --schemas-dir %s     (schemas/ without the version 2 files, for now)", v1)
+	if out, err = d.command(ctx, "bin/writer", "schemas", "apply", "--schemas-dir", v1); err != nil {
+		return err
+	}
+	d.say("%s", indent(out))
+
+	d.say("\n$ bin/writer serve     (the HTTP API, the registry at /registry, and the relay to Kafka)")
+	addr := preferAddr("127.0.0.1:8080")
+	p, line, err := startProcess("the writer", filepath.Join(dataDir, "logs", "writer.log"), "bin/writer",
+		[]string{"serve"}, d.env("STRATA_HTTP_ADDR="+addr))
+	if err != nil {
+		return err
+	}
+	d.onStop(func() { d.say("   %s", p.stop(stopGrace)) })
+	p.watch(cancel)
+	base := strings.TrimSpace(strings.TrimPrefix(line, "writer listening on "))
+	if err := waitReady(ctx, p, base); err != nil {
+		return err
+	}
+	d.writer = newAPI(p, base)
+	d.say("   %s — ready", line)
+	return nil
+}
+
+func (d *demo) startProjectors(ctx context.Context, cancel context.CancelCauseFunc) error {
+	d.say("\n$ bin/projector run     (twice: two workers that share the work, each serving the read API)")
+	var procs []*process
+	d.onStop(func() {
+		// Both at once: each leaves its groups as it stops.
+		done := make([]chan string, len(procs))
+		for i, p := range procs {
+			done[i] = make(chan string, 1)
+			go func() { done[i] <- p.stop(stopGrace) }()
+		}
+		for _, c := range done {
+			d.say("   %s", <-c)
+		}
+	})
+	for i, addr := range []string{"127.0.0.1:8081", "127.0.0.1:8083"} {
+		name := fmt.Sprintf("projector %d", i+1)
+		p, line, err := startProcess(name, filepath.Join(dataDir, "logs", fmt.Sprintf("projector-%d.log", i+1)),
+			"bin/projector", []string{"run"}, d.env("STRATA_HTTP_ADDR="+preferAddr(addr)))
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		p.watch(cancel)
+		_, base, ok := strings.Cut(line, "read API on ")
+		if !ok {
+			return blame(fmt.Errorf("%s said %q, not where its read API listens", name, line), p)
+		}
+		d.projectors = append(d.projectors, newAPI(p, base))
+		d.say("   %s: %s", name, line)
+	}
+	for _, p := range d.projectors {
+		if err := waitReady(ctx, p.proc, p.base); err != nil {
+			return err
+		}
+	}
+	split, err := groupSplit(ctx, d.brokers, []string{"order_summary", "shipped_items"}, procs)
+	if err != nil {
+		return err
+	}
+	d.say("   Both are ready. Each projection is a Kafka consumer group, and the two workers have split")
+	d.say("   the %d partitions of events.Order between them:", partitions)
+	for _, s := range split {
+		d.say("      %-14s %s", s.projection, strings.Join(s.members, " and "))
+	}
+	return nil
+}
+
+// lookAround prints where to look while the demo keeps running.
+func (d *demo) lookAround() {
+	w, p1, p2 := d.writer.base, d.projectors[0].base, d.projectors[1].base
+	d.say("\nStrata keeps running. Look around:")
+	d.say("\n   The writer's API      curl %s/v1/streams/Order-%s/events", w, orderID)
+	d.say("                         curl '%s/v1/events?limit=5'", w)
+	d.say("                         curl %s/v1/categories/Order/events", w)
+	d.say("   The schema registry   curl %s/registry/subjects", w)
+	d.say("                         curl %s/registry/subjects/example.orders.OrderItemAdded/versions/latest", w)
+	d.say("   The read API          curl %s/v1/orders/%s", p1, orderID)
+	d.say("                         curl '%s/v1/orders?customerId=user123'", p1)
+	d.say("                         curl '%s/v1/orders?status=shipped&limit=5'", p2)
+	d.say("                         curl '%s/v1/shipped-items?q=anytown'", p2)
+	d.say("                         curl %s/v1/projections", p1)
+	d.say("   Metrics               curl %s/metrics      (the writer and its relay)", w)
+	d.say("                         curl %s/metrics      (projector 1)", p1)
+	d.say("                         curl %s/metrics      (projector 2)", p2)
+	d.say("   Health, readiness     curl %s/healthz; curl %s/readyz      (the same on each process)", p1, p1)
+	d.say("   The projections       %s", shellCommand(d.settings, "bin/projector status", "                         "))
+	d.say("   Kafka                 kcat -b %s -C -t events.Order -X isolation.level=read_committed -e -f '%%k  partition %%p offset %%o  %%h\\n'", d.brokers[0])
+	d.say("   Logs                  %s/logs/writer.log, projector-1.log, projector-2.log; %s/postgres/postgres.log", dataDir, dataDir)
+	d.say("\nPress Ctrl-C to stop.")
+}
+
+// shellCommand formats a shell command line with settings as its
+// environment, one setting to a line, the lines after the first indented
+// by pad.
+func shellCommand(settings []string, command, pad string) string {
+	var b strings.Builder
+	for _, kv := range settings {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.ContainsAny(v, "?&") {
+			v = "'" + v + "'"
+		}
+		fmt.Fprintf(&b, "%s=%s \\\n%s  ", k, v, pad)
+	}
+	return b.String() + command
+}
+
+// copySchemas copies schemas/ to dir, leaving out the files whose names
+// end in suffix.
+func copySchemas(dir, suffix string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files, err := filepath.Glob("schemas/*.avsc")
+	if err != nil {
+		return err
+	}
 	for _, f := range files {
 		if strings.HasSuffix(f, suffix) {
 			continue
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return "", err
+			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return dir, nil
+	return nil
 }
 
+// indent indents every line of s by three spaces.
 func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }
-
-// randomID is eight hex digits from the random end of a UUID (the start of
-// a version 7 UUID is the time, the same for ids made together).
-func randomID() string {
-	s := eventstore.NewUUIDv7().String()
-	return s[len(s)-8:]
-}
