@@ -212,7 +212,7 @@ func (r *Runner) applyUpTo(ctx context.Context, pool *pgxpool.Pool, t target, to
 				st := a.parts[partitionKey{topic, p}]
 				start := max(from[topic][p], 0)
 				n += max(0, min(end, max(st.next, 0))-start)
-				if st.next < end {
+				if max(st.next, 0) < end { // -1: nothing stored, and nothing to apply in an empty partition
 					finished = false
 				}
 			}

@@ -322,3 +322,19 @@ func (e *env) watch(query string) (stop func() (reads int, problems []string)) {
 	e.t.Cleanup(func() { stop() })
 	return stop
 }
+
+func TestARebuildOfTopicsWithEmptyPartitionsEnds(t *testing.T) {
+	e := newEnv(t)
+	e.startRelay()
+	e.order("only", 2, true) // one stream: one of the four partitions holds records
+	r := e.runner(ledger("ledger", nil), runner.Options{})
+	e.run(r.Run)
+	e.waitForLedger(e.schema, 30*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	gen, err := r.Rebuild(rctx, runner.RebuildOptions{Open: e.openPool})
+	if err != nil || gen != 2 {
+		t.Fatalf("Rebuild = %d, %v; want generation 2", gen, err)
+	}
+	e.waitForLedger(e.schema, 30*time.Second)
+}
