@@ -8,7 +8,7 @@ ifeq ($(STRATA_TEST_BACKEND),containers)
 TAGS := -tags containers
 endif
 
-.PHONY: all build test check fmt-check tidy-check vet lint bench demo deps clean
+.PHONY: all build test check fmt-check tidy-check vet lint compose-check bench demo deps clean
 
 all: build
 
@@ -23,7 +23,7 @@ deps:
 test: deps check
 	$(GO) test -race -count=1 -timeout 20m $(TAGS) $(TESTFLAGS) ./...
 
-check: fmt-check tidy-check vet lint
+check: fmt-check tidy-check vet lint compose-check
 
 fmt-check:
 	@out=$$(gofmt -l cmd internal projection projector tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -38,6 +38,11 @@ vet:
 
 lint:
 	$(GO) tool staticcheck ./...
+
+# The compose deployment: `docker compose config` where the tool is, and
+# static checks always (scripts/check-compose).
+compose-check:
+	scripts/check-compose
 
 bench: deps
 	$(GO) run ./cmd/bench $(BENCHFLAGS)
