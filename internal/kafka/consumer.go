@@ -17,7 +17,7 @@ import (
 // Defaults for ConsumerOptions.
 const (
 	DefaultSessionTimeout = 10 * time.Second
-	DefaultMaxPollRecords = 2000
+	DefaultMaxPollRecords = 5000
 	DefaultFetchMaxBytes  = 4 << 20
 )
 
