@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-events/strata/internal/eventstore"
@@ -311,7 +310,7 @@ func waitApplied(ctx context.Context, run *running, metrics *prometheus.Registry
 }
 
 // summaryRows are what one transaction of the baseline writes: the
-// arguments of rawUpsertOrders and rawUpsertItems.
+// arguments of orders.SummaryUpsertOrders and orders.SummaryUpsertItems.
 type summaryRows struct {
 	orders, items []any
 }
@@ -355,35 +354,6 @@ func fillRows() []summaryRows {
 
 func cents(n int64) pgtype.Numeric { return pgtype.Numeric{Int: big.NewInt(n), Exp: -2, Valid: true} }
 
-// rawUpsertOrders and rawUpsertItems do what order_summary's own
-// statements do: insert a row, or add to the one stored.
-const (
-	rawUpsertOrders = `
-INSERT INTO order_summary AS s
-    (order_id, customer_id, created_at, status, shipping_address, shipped_at, item_count, total, version)
-SELECT order_id, customer_id, created_at, CASE WHEN shipped THEN 'shipped' ELSE 'open' END,
-       shipping_address, shipped_at, item_count, total, version
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::text[], $6::timestamptz[],
-            $7::bigint[], $8::numeric[], $9::bigint[])
-    AS d(order_id, customer_id, created_at, shipped, shipping_address, shipped_at, item_count, total, version)
-ON CONFLICT (order_id) DO UPDATE SET
-    customer_id      = COALESCE(excluded.customer_id, s.customer_id),
-    created_at       = COALESCE(excluded.created_at, s.created_at),
-    status           = CASE WHEN excluded.status = 'shipped' THEN 'shipped' ELSE s.status END,
-    shipping_address = CASE WHEN excluded.status = 'shipped' THEN excluded.shipping_address ELSE s.shipping_address END,
-    shipped_at       = CASE WHEN excluded.status = 'shipped' THEN COALESCE(excluded.shipped_at, s.shipped_at) ELSE s.shipped_at END,
-    item_count       = s.item_count + excluded.item_count,
-    total            = s.total + excluded.total,
-    version          = GREATEST(s.version, excluded.version)`
-	rawUpsertItems = `
-INSERT INTO order_summary_items AS i (order_id, item_id, quantity, price, currency)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::numeric[], $5::text[])
-ON CONFLICT (order_id, item_id) DO UPDATE SET
-    quantity = i.quantity + excluded.quantity,
-    price    = excluded.price,
-    currency = excluded.currency`
-)
-
 // rawRound writes batches into order_summary's tables in a fresh schema,
 // a transaction each with both upserts sent in one round trip, and
 // returns events per second.
@@ -402,8 +372,8 @@ func (b *projectorBench) rawRound(ctx context.Context, batches []summaryRows) (f
 	for _, rows := range batches {
 		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 			batch := &pgx.Batch{}
-			batch.Queue(rawUpsertOrders, rows.orders...)
-			batch.Queue(rawUpsertItems, rows.items...)
+			batch.Queue(orders.SummaryUpsertOrders, rows.orders...)
+			batch.Queue(orders.SummaryUpsertItems, rows.items...)
 			return tx.SendBatch(ctx, batch).Close()
 		})
 		if err != nil {
@@ -532,34 +502,17 @@ func (b *projectorBench) latency(ctx context.Context, t *table, rl *running) err
 		return err
 	}
 
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(b.kafka.Brokers...), kgo.ConsumeTopics(b.kafka.Topic("Order")),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond))
+	stopConsumer, err := watchKafka(ctx, b.kafka.Brokers, b.kafka.Topic("Order"), func(key string, now time.Time) {
+		mu.Lock()
+		if t0, ok := appended[key]; ok {
+			inKafka = append(inKafka, now.Sub(t0))
+		}
+		mu.Unlock()
+	})
 	if err != nil {
 		return err
 	}
-	defer consumer.Close()
-	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
-	consumed := make(chan struct{})
-	go func() {
-		defer close(consumed)
-		for cctx.Err() == nil {
-			f := consumer.PollFetches(cctx)
-			now := time.Now()
-			f.EachRecord(func(r *kgo.Record) {
-				m, err := kafka.ParseRecord(r)
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				if t0, ok := appended[fmt.Sprintf("%s@%d", m.StreamID, m.Version)]; ok {
-					inKafka = append(inKafka, now.Sub(t0))
-				}
-				mu.Unlock()
-			})
-		}
-	}()
-	time.Sleep(500 * time.Millisecond) // let the consumer find its partitions
 
 	fmt.Fprintf(b.log, "  %s, for %s ...\n", name, duration)
 	n, err := b.pacedOrders(ctx, "lat", rate, workers, duration, func(key string) {
@@ -578,7 +531,6 @@ func (b *projectorBench) latency(ctx context.Context, t *table, rl *running) err
 	}
 	time.Sleep(100 * time.Millisecond) // the consumer's last fetch
 	stopConsumer()
-	<-consumed
 	mu.Lock()
 	defer mu.Unlock()
 	if len(applied) < n || len(inKafka) < n*9/10 {

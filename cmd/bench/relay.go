@@ -294,35 +294,17 @@ func benchRelayLatency(ctx context.Context, url string, cfg benchConfig, t *tabl
 	var mu sync.Mutex
 	appended := map[string]time.Time{} // stream@version → when the append returned
 	var latencies []time.Duration
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(broker.Brokers()...), kgo.ConsumeTopics(prefix+st.ids[0].Category()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond))
+	stopConsumer, err := watchKafka(ctx, broker.Brokers(), prefix+st.ids[0].Category(), func(key string, now time.Time) {
+		mu.Lock()
+		if at, ok := appended[key]; ok {
+			latencies = append(latencies, now.Sub(at))
+		}
+		mu.Unlock()
+	})
 	if err != nil {
 		return err
 	}
-	defer consumer.Close()
-	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
-	consumed := make(chan struct{})
-	go func() {
-		defer close(consumed)
-		for cctx.Err() == nil {
-			f := consumer.PollFetches(cctx)
-			now := time.Now()
-			f.EachRecord(func(r *kgo.Record) {
-				m, err := kafka.ParseRecord(r)
-				if err != nil {
-					return
-				}
-				key := fmt.Sprintf("%s@%d", m.StreamID, m.Version)
-				mu.Lock()
-				if at, ok := appended[key]; ok {
-					latencies = append(latencies, now.Sub(at))
-				}
-				mu.Unlock()
-			})
-		}
-	}()
-	time.Sleep(500 * time.Millisecond) // let the consumer find its partitions
 
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(duration)
@@ -348,7 +330,6 @@ func benchRelayLatency(ctx context.Context, url string, cfg benchConfig, t *tabl
 	wg.Wait()
 	time.Sleep(time.Second)
 	stopConsumer()
-	<-consumed
 	mu.Lock()
 	defer mu.Unlock()
 	if len(latencies) < len(appended)*9/10 {
@@ -358,4 +339,39 @@ func benchRelayLatency(ctx context.Context, url string, cfg benchConfig, t *tabl
 	t.add(row{name: name, ours: fmt.Sprintf("p50 %s p99 %s (%d events)", ms(percentile(latencies, 0.5)), ms(p99), len(latencies)),
 		target: "p99 <= 50 ms", verdict: verdict(p99 <= 50*time.Millisecond)})
 	return nil
+}
+
+// watchKafka reads topic's committed records from its end on, calling seen
+// with each one's stream@version and when it was fetched, until stop,
+// which waits for the last call. It returns once the consumer has had time
+// to find its partitions.
+func watchKafka(ctx context.Context, brokers []string, topic string, seen func(key string, at time.Time)) (stop func(), err error) {
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			f := consumer.PollFetches(cctx)
+			now := time.Now()
+			f.EachRecord(func(r *kgo.Record) {
+				if m, err := kafka.ParseRecord(r); err == nil {
+					seen(fmt.Sprintf("%s@%d", m.StreamID, m.Version), now)
+				}
+			})
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the consumer find its partitions
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-consumed
+			consumer.Close()
+		})
+	}, nil
 }

@@ -111,10 +111,10 @@ func SummaryProjection() *projection.Projection {
 	}
 }
 
-// upsertOrders writes one row per order of a batch. Created-only fields
+// SummaryUpsertOrders writes one row per order of a batch. Created-only fields
 // come NULL when the batch did not create the order, so the stored values
 // stay; shipping fields are taken when the batch shipped it.
-const upsertOrders = `
+const SummaryUpsertOrders = `
 INSERT INTO order_summary AS s
     (order_id, customer_id, created_at, status, shipping_address, shipped_at, item_count, total, version)
 SELECT order_id, customer_id, created_at, CASE WHEN shipped THEN 'shipped' ELSE 'open' END,
@@ -132,9 +132,9 @@ ON CONFLICT (order_id) DO UPDATE SET
     total            = s.total + excluded.total,
     version          = GREATEST(s.version, excluded.version)`
 
-// upsertItems adds each item's quantity and sets its latest price and
+// SummaryUpsertItems adds each item's quantity and sets its latest price and
 // currency.
-const upsertItems = `
+const SummaryUpsertItems = `
 INSERT INTO order_summary_items AS i (order_id, item_id, quantity, price, currency)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::numeric[], $5::text[])
 ON CONFLICT (order_id, item_id) DO UPDATE SET
@@ -151,9 +151,9 @@ func applySummary(ctx context.Context, tx pgx.Tx, events []projection.Event) err
 		return nil
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(upsertOrders, f.orderColumns()...)
+	batch.Queue(SummaryUpsertOrders, f.orderColumns()...)
 	if len(f.items) > 0 {
-		batch.Queue(upsertItems, f.itemColumns()...)
+		batch.Queue(SummaryUpsertItems, f.itemColumns()...)
 	}
 	return tx.SendBatch(ctx, batch).Close()
 }
@@ -252,7 +252,7 @@ func orderID(e *projection.Event) string {
 	return e.Text("orderId")
 }
 
-// orderColumns returns upsertOrders' arguments, rows in order id order so
+// orderColumns returns SummaryUpsertOrders' arguments, rows in order id order so
 // that concurrent writers lock rows in one order.
 func (f *summaryFold) orderColumns() []any {
 	slices.Sort(f.orderIDs)
@@ -278,7 +278,7 @@ func (f *summaryFold) orderColumns() []any {
 	return []any{f.orderIDs, customers, createdAt, shipped, addresses, shippedAt, itemCounts, totals, versions}
 }
 
-// itemColumns returns upsertItems' arguments, rows in key order.
+// itemColumns returns SummaryUpsertItems' arguments, rows in key order.
 func (f *summaryFold) itemColumns() []any {
 	keys := make([][2]string, 0, len(f.items))
 	for k := range f.items {
