@@ -2,12 +2,9 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -102,22 +99,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	fmt.Fprintf(c.stdout, "projector running %s; read API on http://%s\n", known(defs), ln.Addr())
 	log.Info("running", "projections", known(defs), "addr", ln.Addr().String(), "config", cfg)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	g.Go(func() error { return httpapi.Serve(gctx, ln, api.Handler(), log, shutdownGrace) })
 	g.Go(func() error { return s.catalog.Run(gctx) })
 	for _, r := range s.runners {
 		g.Go(func() error {
@@ -127,12 +113,5 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return nil
 		})
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
 	return g.Wait()
 }

@@ -2,23 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-events/strata/internal/config"
+	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
@@ -73,33 +71,12 @@ func relayMain(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"status":"ok"}`) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
-		if err := store.Ping(req.Context()); err != nil {
-			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, `{"status":"ready"}`)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	router := httpapi.NewRouter(httpapi.RouterOptions{Ready: store.Ping, Metrics: metrics, Logger: log})
 	fmt.Fprintf(stdout, "relay for store %s, metrics on http://%s/metrics\n", cfg.StoreName, ln.Addr())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return catalog.Run(gctx) })
 	g.Go(func() error { return r.Run(gctx) })
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	g.Go(func() error { return httpapi.Serve(gctx, ln, router, log, shutdownGrace) })
 	return g.Wait()
 }
 

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -112,33 +110,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	fmt.Fprintf(stdout, "writer listening on http://%s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "config", cfg, "registry", registryKind(cfg))
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	g.Go(func() error { return httpapi.Serve(gctx, ln, api.Handler(), log, shutdownGrace) })
 	g.Go(func() error { return catalog.Run(gctx) })
 	if r != nil {
 		g.Go(func() error { return r.Run(gctx) })
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		log.Info("shutting down: finishing requests in flight", "grace", shutdownGrace)
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
 	return g.Wait()
 }
 
