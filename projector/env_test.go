@@ -133,7 +133,7 @@ func (e *env) environ(extra ...string) []string {
 // startRelay publishes the store until the test ends.
 func (e *env) startRelay() {
 	e.t.Helper()
-	leases := leaseFunc(func(ctx context.Context) (relay.Lease, error) {
+	leases := relay.LeasesFunc(func(ctx context.Context) (relay.Lease, error) {
 		return e.store.AcquireLease(ctx, "relay", 50*time.Millisecond)
 	})
 	r := relay.New(e.store, e.catalog, leases, func() (relay.Publisher, error) {
@@ -144,10 +144,6 @@ func (e *env) startRelay() {
 	go func() { defer close(done); r.Run(rctx) }()
 	e.t.Cleanup(func() { cancel(); <-done })
 }
-
-type leaseFunc func(ctx context.Context) (relay.Lease, error)
-
-func (f leaseFunc) Acquire(ctx context.Context) (relay.Lease, error) { return f(ctx) }
 
 // cli runs a projector command in this process and returns its output.
 func (e *env) cli(args ...string) (stdout, stderr string, err error) {

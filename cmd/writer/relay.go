@@ -85,7 +85,7 @@ func newRelay(cfg *config.Config, store *postgres.Store, catalog *registry.Catal
 	kcfg := kafkaConfig(cfg)
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s/%d", host, os.Getpid())
-	leases := leaseFunc(func(ctx context.Context) (relay.Lease, error) {
+	leases := relay.LeasesFunc(func(ctx context.Context) (relay.Lease, error) {
 		return store.AcquireLease(ctx, "relay", time.Second)
 	})
 	newPublisher := func() (relay.Publisher, error) {
@@ -109,11 +109,6 @@ func registrySource(cfg *config.Config, store *postgres.Store, log *slog.Logger)
 	}
 	return registry.New(postgres.NewRegistryStore(store), registry.Options{Logger: log}), nil
 }
-
-// leaseFunc adapts the store's leases to the relay's.
-type leaseFunc func(ctx context.Context) (relay.Lease, error)
-
-func (f leaseFunc) Acquire(ctx context.Context) (relay.Lease, error) { return f(ctx) }
 
 // relayFlag adds --relay to serve.
 func relayFlag(fs *flag.FlagSet, on *bool) {

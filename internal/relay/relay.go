@@ -68,6 +68,12 @@ type Leases interface {
 	Acquire(ctx context.Context) (Lease, error)
 }
 
+// LeasesFunc is a function that acquires the lease, as Leases.
+type LeasesFunc func(ctx context.Context) (Lease, error)
+
+// Acquire calls f.
+func (f LeasesFunc) Acquire(ctx context.Context) (Lease, error) { return f(ctx) }
+
 // Publisher writes to Kafka. Init fences older publishers and returns the
 // last committed checkpoint; Publish commits events and a checkpoint in
 // one transaction, after beforeCommit, and returns an error wrapping

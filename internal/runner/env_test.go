@@ -111,7 +111,7 @@ func (e *env) openPool(ctx context.Context, schema string) (*pgxpool.Pool, error
 // startRelay publishes the store until the test ends.
 func (e *env) startRelay() {
 	e.t.Helper()
-	leases := leaseFunc(func(ctx context.Context) (relay.Lease, error) {
+	leases := relay.LeasesFunc(func(ctx context.Context) (relay.Lease, error) {
 		return e.store.AcquireLease(ctx, "relay", 50*time.Millisecond)
 	})
 	r := relay.New(e.store, e.catalog, leases, func() (relay.Publisher, error) {
@@ -119,10 +119,6 @@ func (e *env) startRelay() {
 	}, relay.Options{PollInterval: 10 * time.Millisecond})
 	e.run(r.Run)
 }
-
-type leaseFunc func(ctx context.Context) (relay.Lease, error)
-
-func (f leaseFunc) Acquire(ctx context.Context) (relay.Lease, error) { return f(ctx) }
 
 // run runs fn until the test ends or stop is called; stop returns fn's
 // result.
