@@ -17,7 +17,8 @@
 //	})
 //	page, err := c.ReadStream(ctx, "Order-a1b2c3d4", 1, 100)
 //
-// It uses only the standard library.
+// Beyond the standard library it uses only Strata's eventstore package,
+// for the error codes, which are the writer's own.
 package client
 
 import (

@@ -7,23 +7,25 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/strata-events/strata/internal/eventstore"
 )
 
-// The error codes of the API (CONTRACT.md §2).
+// The error codes of the API (CONTRACT.md §2): the writer's own.
 const (
-	CodeInvalidRequest         = "invalid_request"
-	CodeInvalidStreamID        = "invalid_stream_id"
-	CodeInvalidExpectedVersion = "invalid_expected_version"
-	CodeUnauthenticated        = "unauthenticated"
-	CodeForbidden              = "forbidden"
-	CodeStreamNotFound         = "stream_not_found"
-	CodeWrongExpectedVersion   = "wrong_expected_version"
-	CodeDuplicateEventID       = "duplicate_event_id"
-	CodeTooLarge               = "too_large"
-	CodeUnknownEventType       = "unknown_event_type"
-	CodeSchemaViolation        = "schema_violation"
-	CodeUnavailable            = "unavailable"
-	CodeInternal               = "internal"
+	CodeInvalidRequest         = eventstore.CodeInvalidRequest
+	CodeInvalidStreamID        = eventstore.CodeInvalidStreamID
+	CodeInvalidExpectedVersion = eventstore.CodeInvalidExpectedVersion
+	CodeUnauthenticated        = eventstore.CodeUnauthenticated
+	CodeForbidden              = eventstore.CodeForbidden
+	CodeStreamNotFound         = eventstore.CodeStreamNotFound
+	CodeWrongExpectedVersion   = eventstore.CodeWrongExpectedVersion
+	CodeDuplicateEventID       = eventstore.CodeDuplicateEventID
+	CodeTooLarge               = eventstore.CodeTooLarge
+	CodeUnknownEventType       = eventstore.CodeUnknownEventType
+	CodeSchemaViolation        = eventstore.CodeSchemaViolation
+	CodeUnavailable            = eventstore.CodeUnavailable
+	CodeInternal               = eventstore.CodeInternal
 )
 
 // Error is a request the writer answered with a status other than 2xx. A
