@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/orders"
 	"github.com/strata-events/strata/projector"
@@ -188,9 +190,11 @@ func TestKillingWorkersMidBatchLosesAndRepeatsNothing(t *testing.T) {
 		if i%5 == 2 && other == nil {
 			other = e.startProcess()
 		}
-		// Kill it while one of its transactions is open, if one opens
-		// within a second: a batch is between BEGIN and COMMIT.
-		deadline := time.Now().Add(time.Duration(300+rand.IntN(700)) * time.Millisecond)
+		// Kill it while one of its batches is between claiming its
+		// offsets and COMMIT, if one is within a few seconds: a new
+		// worker gets partitions only once the group has let the killed
+		// one's session go.
+		deadline := time.Now().Add(time.Duration(3000+rand.IntN(2000)) * time.Millisecond)
 		for time.Now().Before(deadline) {
 			if e.inTransaction(name) {
 				midTransaction++
@@ -230,13 +234,15 @@ func TestKillingWorkersMidBatchLosesAndRepeatsNothing(t *testing.T) {
 }
 
 // inTransaction reports whether the connections named name are inside a
-// transaction of more than one statement: applying a batch.
+// batch's transaction: one that has claimed offsets (it holds a row lock
+// on projection_offsets) and not committed yet.
 func (e *env) inTransaction(name string) bool {
 	e.t.Helper()
 	var open bool
-	err := e.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE application_name = $1
-		  AND (state = 'idle in transaction' OR state = 'active' AND xact_start < query_start))`, name).Scan(&open)
+	err := e.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+		WHERE a.application_name = $1 AND a.xact_start IS NOT NULL
+		  AND l.relation = to_regclass($2) AND l.mode = 'RowExclusiveLock')`,
+		name, pgx.Identifier{e.schema, "projection_offsets"}.Sanitize()).Scan(&open)
 	if err != nil {
 		e.t.Fatal(err)
 	}
