@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -181,6 +182,7 @@ type Runner struct {
 	book      book
 	m         *metrics
 	log       *slog.Logger
+	setUp     atomic.Bool // Setup has succeeded
 }
 
 // New returns a runner of p, writing through db, whose search_path must be
@@ -211,13 +213,17 @@ func (r *Runner) Topics() []string {
 }
 
 // Setup creates the bookkeeping tables and the projection's own, if
-// missing, and registers the projection.
+// missing, and registers the projection. Run sets up a runner not set up
+// before.
 func (r *Runner) Setup(ctx context.Context) error {
 	if err := r.book.ensure(ctx, r.db); err != nil {
 		return fmt.Errorf("read-model schema %s: %w", r.opts.Schema, err)
 	}
-	_, err := r.book.setup(ctx, r.db, r.p)
-	return err
+	if _, err := r.book.setup(ctx, r.db, r.p); err != nil {
+		return err
+	}
+	r.setUp.Store(true)
+	return nil
 }
 
 // Run keeps the read model up to date until ctx ends, and returns nil
@@ -225,7 +231,7 @@ func (r *Runner) Setup(ctx context.Context) error {
 // an error only for what retrying cannot mend: a Setup that fails.
 func (r *Runner) Run(ctx context.Context) error {
 	failures := 0
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !r.setUp.Load() {
 		err := r.Setup(ctx)
 		if err == nil {
 			break
