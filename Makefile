@@ -8,7 +8,7 @@ ifeq ($(STRATA_TEST_BACKEND),containers)
 TAGS := -tags containers
 endif
 
-.PHONY: all build test check fmt-check tidy-check vet lint compose-check bench demo deps clean
+.PHONY: all build test check fmt-check tidy-check vet lint compose-check size-check bench chaos demo deps clean
 
 all: build
 
@@ -23,10 +23,10 @@ deps:
 test: deps check
 	$(GO) test -race -count=1 -timeout 20m $(TAGS) $(TESTFLAGS) ./...
 
-check: fmt-check tidy-check vet lint compose-check
+check: fmt-check tidy-check vet lint compose-check size-check
 
 fmt-check:
-	@out=$$(gofmt -l cmd internal projection projector tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # go.mod and go.sum must be tidy for every build tag (the containers build too).
 tidy-check:
@@ -38,6 +38,11 @@ vet:
 
 lint:
 	$(GO) tool staticcheck ./...
+
+# No tracked file over 1 MB: build outputs and data belong outside git.
+size-check:
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2" ("$$1" bytes)"}'); \
+	if [ -n "$$big" ]; then echo "tracked files over 1 MB (build outputs? add them to .gitignore and git rm --cached):"; echo "$$big"; exit 1; fi
 
 # The compose deployment: `docker compose config` where the tool is, and
 # static checks always (scripts/check-compose).
