@@ -46,9 +46,12 @@ type CatalogOptions struct {
 	// RefreshInterval is how often Run reloads from the source, which is
 	// how soon a schema registered by another process is used; default 2s.
 	RefreshInterval time.Duration
-	// MinRefreshGap is the least time between two reloads caused by
-	// misses (an unknown event type, fingerprint or id), so that a flood
-	// of them cannot hammer the registry; default 1s.
+	// MinRefreshGap is the least time between two full reloads caused
+	// by what a client sends (an unknown event type, data that breaks the
+	// latest schema) from a source that cannot tell its generation (an
+	// external registry), so that a flood of bad appends cannot hammer
+	// it; default 1s. Misses on stored data (an unknown fingerprint or
+	// id, a writer schema newer than the known latest) always reload.
 	MinRefreshGap time.Duration
 	Logger        *slog.Logger
 }
@@ -61,9 +64,16 @@ type CatalogOptions struct {
 // It loads everything from its Source at once and serves from an immutable
 // snapshot: known types, fingerprints and ids cost a map look-up, without
 // a lock or an allocation of the Catalog's own. Run reloads every few
-// seconds; a miss reloads at once, at most once per MinRefreshGap; a
-// registration through the embedded Registry reloads before it returns.
-// Safe for concurrent use.
+// seconds; a registration through the embedded Registry reloads before it
+// returns; and a miss waits for a reload that started after it, so that a
+// schema registered anywhere before its data was written is always known
+// when the data is read (concurrent misses share one reload).
+//
+// Data is never read into a reader schema older than the schema it was
+// written with: a writer schema that is not among the known versions of
+// the reader's subject makes the Catalog reload before it decodes, and
+// only a schema still outside the subject after that (another subject's,
+// or a deleted version's) is read as the latest. Safe for concurrent use.
 type Catalog struct {
 	src  Source
 	opts CatalogOptions
@@ -71,6 +81,7 @@ type Catalog struct {
 
 	snap        atomic.Pointer[snapshot]
 	lastAttempt atomic.Int64 // UnixNano of the last reload's start
+	reloads     atomic.Int64 // reloads started, counted at their start
 	failed      atomic.Pointer[error]
 
 	refreshMu sync.Mutex           // one reload at a time
@@ -78,6 +89,10 @@ type Catalog struct {
 	resMu     sync.RWMutex         // guards resolvers and extra
 	resolvers map[[2]uint64]*avro.Resolver
 	extra     map[int]*schemaEntry // schemas fetched by id alone
+	// foreign remembers writer/reader pairs found outside the reader's
+	// subject, and in which snapshot, so that they reload once per
+	// snapshot rather than on every record.
+	foreign map[[2]uint64]*snapshot
 
 	unsubscribe func()
 }
@@ -99,10 +114,16 @@ type typeEntry struct {
 	subject string
 	version int
 	latest  *schemaEntry
+	// versions holds the fingerprint of every version of the subject.
+	versions map[eventstore.Fingerprint]bool
 	// upcast holds, for each earlier version of the subject, the resolver
 	// of its data into the latest schema.
 	upcast map[eventstore.Fingerprint]*avro.Resolver
 }
+
+// holds reports whether data written with fp is of one of t's versions,
+// which its latest schema can read without losing a field.
+func (t *typeEntry) holds(fp eventstore.Fingerprint) bool { return t.versions[fp] }
 
 // NewCatalog returns a Catalog over src. It loads nothing yet: call Run,
 // or Refresh. When src is a *Registry, the Catalog sees that Registry's
@@ -118,7 +139,8 @@ func NewCatalog(src Source, opts CatalogOptions) *Catalog {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Catalog{src: src, opts: opts, log: opts.Logger.With("component", "catalog"),
-		parsed: map[int]*avro.Schema{}, resolvers: map[[2]uint64]*avro.Resolver{}, extra: map[int]*schemaEntry{}}
+		parsed: map[int]*avro.Schema{}, resolvers: map[[2]uint64]*avro.Resolver{}, extra: map[int]*schemaEntry{},
+		foreign: map[[2]uint64]*snapshot{}}
 	c.snap.Store(&snapshot{gen: -1})
 	if reg, ok := src.(*Registry); ok {
 		c.unsubscribe = reg.Subscribe(func() {
@@ -169,6 +191,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 // reload runs under refreshMu.
 func (c *Catalog) reload(ctx context.Context) (err error) {
 	c.lastAttempt.Store(time.Now().UnixNano())
+	c.reloads.Add(1)
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("schema catalog: %w", err)
@@ -231,9 +254,15 @@ func (c *Catalog) build(gen int64, all []SubjectSchema) *snapshot {
 		s.types[name] = &typeEntry{subject: v.Subject, version: v.Version, latest: e}
 	}
 	for _, t := range s.types {
+		t.versions = map[eventstore.Fingerprint]bool{}
 		t.upcast = map[eventstore.Fingerprint]*avro.Resolver{}
 		for _, v := range all {
-			if w := s.byID[v.ID]; v.Subject == t.subject && w != nil && w.fp != t.latest.fp {
+			w := s.byID[v.ID]
+			if v.Subject != t.subject || w == nil {
+				continue
+			}
+			t.versions[w.fp] = true
+			if w.fp != t.latest.fp {
 				if res, err := c.resolver(w.schema, t.latest.schema); err == nil {
 					t.upcast[w.fp] = res
 				}
@@ -275,14 +304,32 @@ func (c *Catalog) resolver(writer, reader *avro.Schema) (*avro.Resolver, error) 
 	return res, nil
 }
 
-// miss reloads after a look-up missed, unless a reload started less than
-// MinRefreshGap ago; either way it waits for a reload in progress, whose
-// result the look-up may be waiting for. It returns the last reload's
-// error, if it failed, so that a registry that cannot be reached is
-// reported as such rather than as an unknown type.
-func (c *Catalog) miss(ctx context.Context) error {
+// A miss is what made a look-up reload: data read from the store or
+// Kafka, whose schema was registered before the data was written, or what
+// a client sent, which may name nothing registered at all.
+type miss int
+
+const (
+	missStored miss = iota
+	missSent
+)
+
+// seen returns the count of reloads started so far: a look-up takes it
+// before it reads the snapshot, and passes it to reloadAfter if it misses.
+func (c *Catalog) seen() int64 { return c.reloads.Load() }
+
+// reloadAfter makes sure that a reload has run that started after seen
+// was taken, running one unless another did meanwhile (so that concurrent
+// misses share one); it waits for a reload in progress either way. A miss
+// on what a client sent, from a source that cannot tell its generation,
+// skips the reload when one started less than MinRefreshGap ago. It
+// returns the last reload's error, if it failed, so that a registry that
+// cannot be reached is reported as such rather than as an unknown type.
+func (c *Catalog) reloadAfter(ctx context.Context, seen int64, why miss) error {
 	c.refreshMu.Lock()
-	if time.Since(time.Unix(0, c.lastAttempt.Load())) >= c.opts.MinRefreshGap {
+	cheap := c.snap.Load().gen != 0 // the generation tells whether to load
+	recent := time.Since(time.Unix(0, c.lastAttempt.Load())) < c.opts.MinRefreshGap
+	if c.reloads.Load() == seen && (why == missStored || cheap || !recent) {
 		c.reload(ctx)
 	}
 	c.refreshMu.Unlock()
@@ -292,11 +339,12 @@ func (c *Catalog) miss(ctx context.Context) error {
 	return nil
 }
 
-func (c *Catalog) eventType(ctx context.Context, typ string) (*typeEntry, error) {
+func (c *Catalog) eventType(ctx context.Context, typ string, why miss) (*typeEntry, error) {
+	seen := c.seen()
 	if t := c.snap.Load().types[typ]; t != nil {
 		return t, nil
 	}
-	if err := c.miss(ctx); err != nil {
+	if err := c.reloadAfter(ctx, seen, why); err != nil {
 		return nil, err
 	}
 	if t := c.snap.Load().types[typ]; t != nil {
@@ -307,10 +355,11 @@ func (c *Catalog) eventType(ctx context.Context, typ string) (*typeEntry, error)
 }
 
 func (c *Catalog) byFingerprint(ctx context.Context, fp eventstore.Fingerprint) (*schemaEntry, error) {
+	seen := c.seen()
 	if e := c.snap.Load().byFP[fp]; e != nil {
 		return e, nil
 	}
-	if err := c.miss(ctx); err != nil {
+	if err := c.reloadAfter(ctx, seen, missStored); err != nil {
 		return nil, err
 	}
 	if e := c.snap.Load().byFP[fp]; e != nil {
@@ -320,6 +369,7 @@ func (c *Catalog) byFingerprint(ctx context.Context, fp eventstore.Fingerprint) 
 }
 
 func (c *Catalog) byID(ctx context.Context, id int) (*schemaEntry, error) {
+	seen := c.seen()
 	if e := c.snap.Load().byID[id]; e != nil {
 		return e, nil
 	}
@@ -329,7 +379,10 @@ func (c *Catalog) byID(ctx context.Context, id int) (*schemaEntry, error) {
 	if e != nil {
 		return e, nil
 	}
-	if err := c.miss(ctx); err != nil {
+	// The id may be of a version registered since the last reload: reload
+	// first, so that the reader's latest schema is at least as new. Only an
+	// id that no subject lists after that is fetched on its own.
+	if err := c.reloadAfter(ctx, seen, missStored); err != nil {
 		return nil, err
 	}
 	if e := c.snap.Load().byID[id]; e != nil {
@@ -350,18 +403,64 @@ func (c *Catalog) byID(ctx context.Context, id int) (*schemaEntry, error) {
 	return e, nil
 }
 
+// readerFor returns the entry of event type typ to read data written with
+// w, given t, its entry in a snapshot loaded after seen was taken. If w is
+// not one of t's versions, it may be of a version registered since: the
+// Catalog reloads, and reads w as t's latest schema only if w is still
+// outside the subject after that (another subject's schema, or a deleted
+// version's). If typ is no event type (any more), it returns nil.
+func (c *Catalog) readerFor(ctx context.Context, seen int64, w *schemaEntry, t *typeEntry, typ string) (*typeEntry, error) {
+	if t == nil || t.holds(w.fp) {
+		return t, nil
+	}
+	key := [2]uint64{uint64(w.fp), uint64(t.latest.fp)}
+	snap := c.snap.Load()
+	c.resMu.RLock()
+	known := c.foreign[key] == snap
+	c.resMu.RUnlock()
+	if known {
+		return t, nil
+	}
+	if err := c.reloadAfter(ctx, seen, missStored); err != nil {
+		return nil, err
+	}
+	snap = c.snap.Load()
+	t = snap.types[typ]
+	if t == nil || t.holds(w.fp) {
+		return t, nil
+	}
+	c.resMu.Lock()
+	c.foreign[[2]uint64{uint64(w.fp), uint64(t.latest.fp)}] = snap
+	c.resMu.Unlock()
+	return t, nil
+}
+
 // Encode validates natural JSON data for event type typ against the type's
 // latest schema and returns the schema's fingerprint and the Avro binary.
 // Errors: an *eventstore.Error with code unknown_event_type, an
 // *eventstore.SchemaViolationError{Type, Path, Reason} (Path like
 // "items[2].price"), or an error coded unavailable when the registry
 // cannot be reached to look up a type this Catalog does not know.
+//
+// Data that breaks the latest schema this Catalog knows makes it reload
+// (a version registered through another process may accept it) and try
+// once more, before it is refused.
 func (c *Catalog) Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
-	t, err := c.eventType(ctx, typ)
+	seen := c.seen()
+	t, err := c.eventType(ctx, typ, missSent)
 	if err != nil {
 		return 0, nil, err
 	}
 	bin, err := t.latest.schema.FromJSON(data)
+	if err != nil {
+		if rerr := c.reloadAfter(ctx, seen, missSent); rerr != nil {
+			return 0, nil, rerr
+		}
+		if n := c.snap.Load().types[typ]; n != nil && n.latest != t.latest {
+			t = n
+			bin, err = t.latest.schema.FromJSON(data)
+		}
+	}
 	if err != nil {
 		var ve *avro.ValidationError
 		if errors.As(err, &ve) {
@@ -380,11 +479,15 @@ func (c *Catalog) Encode(ctx context.Context, typ string, data []byte) (eventsto
 // unavailable when the registry cannot be reached, and a decoding error
 // (errors.Is avro.ErrDecode) for data that does not fit its schema.
 func (c *Catalog) Decode(ctx context.Context, typ string, fp eventstore.Fingerprint, data []byte) (json.RawMessage, int, error) {
+	seen := c.seen()
 	w, err := c.byFingerprint(ctx, fp)
 	if err != nil {
 		return nil, 0, err
 	}
-	t := c.snap.Load().types[typ]
+	t, err := c.readerFor(ctx, seen, w, c.snap.Load().types[typ], typ)
+	if err != nil {
+		return nil, 0, err
+	}
 	if t == nil || t.latest.fp == fp {
 		out, err := w.schema.ToJSON(data)
 		if err != nil {
@@ -422,15 +525,22 @@ func (c *Catalog) SchemaID(ctx context.Context, fp eventstore.Fingerprint) (int,
 // unknown id, unknown_event_type, unavailable, and an
 // *avro.CompatibilityError when the reader cannot read the writer's data.
 func (c *Catalog) WireResolver(ctx context.Context, id int, readerType string) (*avro.Resolver, error) {
+	seen := c.seen()
 	w, err := c.byID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	reader := w.schema
 	if readerType != "" {
-		t, err := c.eventType(ctx, readerType)
+		t, err := c.eventType(ctx, readerType, missStored)
 		if err != nil {
 			return nil, err
+		}
+		if t, err = c.readerFor(ctx, seen, w, t, readerType); err != nil {
+			return nil, err
+		}
+		if t == nil {
+			return nil, eventstore.Errorf(eventstore.CodeUnknownEventType, "unknown event type %q: its subject is no longer registered", readerType)
 		}
 		reader = t.latest.schema
 	}
@@ -461,7 +571,7 @@ func (c *Catalog) DecodeWireJSON(ctx context.Context, id int, data []byte, reade
 // Subject returns the subject and latest version of event type typ, for
 // messages and diagnostics. Errors as for Encode.
 func (c *Catalog) Subject(ctx context.Context, typ string) (subject string, version int, err error) {
-	t, err := c.eventType(ctx, typ)
+	t, err := c.eventType(ctx, typ, missSent)
 	if err != nil {
 		return "", 0, err
 	}
@@ -471,7 +581,7 @@ func (c *Catalog) Subject(ctx context.Context, typ string) (subject string, vers
 // Latest returns the latest schema of event type typ: the shape in which
 // projections see its events. Errors as for Encode.
 func (c *Catalog) Latest(ctx context.Context, typ string) (*avro.Schema, error) {
-	t, err := c.eventType(ctx, typ)
+	t, err := c.eventType(ctx, typ, missSent)
 	if err != nil {
 		return nil, err
 	}

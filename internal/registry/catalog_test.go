@@ -101,23 +101,31 @@ func TestCatalogEncodeErrors(t *testing.T) {
 	}
 }
 
-// countingSource counts the loads a Catalog makes.
+// countingSource counts the loads a Catalog makes; with blind set, it
+// cannot tell its generation, as an external registry cannot.
 type countingSource struct {
 	registry.Source
+	blind       bool
 	generations atomic.Int64
+	loads       atomic.Int64
 }
 
 func (s *countingSource) Generation(ctx context.Context) (int64, error) {
 	s.generations.Add(1)
+	if s.blind {
+		return 0, nil
+	}
 	return s.Source.Generation(ctx)
 }
 
-func TestCatalogMissesReloadAtOnceButNotInAFlood(t *testing.T) {
-	reg := registry.New(registry.NewMemStorage(), registry.Options{})
-	src := &countingSource{Source: reg}
-	cat := registry.NewCatalog(src, registry.CatalogOptions{MinRefreshGap: time.Minute})
-	mustRegister(t, reg, "example.orders.OrderCreated", schemaFile(t, "OrderCreated.avsc"))
-	encode(t, cat, "OrderCreated", createdJSON) // the first miss loads
+func (s *countingSource) Schemas(ctx context.Context) ([]registry.SubjectSchema, error) {
+	s.loads.Add(1)
+	return s.Source.Schemas(ctx)
+}
+
+// floodUnknownTypes appends 1,600 events of unknown types from 8 clients.
+func floodUnknownTypes(t *testing.T, cat *registry.Catalog) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -132,8 +140,109 @@ func TestCatalogMissesReloadAtOnceButNotInAFlood(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := src.generations.Load(); n != 1 {
-		t.Errorf("the catalog asked the source %d times; want once, for the first miss", n)
+}
+
+// flooded returns a catalog over src, loaded by a first miss, after 1,600
+// appends of unknown types; it checks that they loaded nothing more.
+func flooded(t *testing.T, src *countingSource) (*registry.Registry, *registry.Catalog) {
+	t.Helper()
+	reg := registry.New(registry.NewMemStorage(), registry.Options{})
+	src.Source = reg
+	cat := registry.NewCatalog(src, registry.CatalogOptions{MinRefreshGap: time.Minute})
+	mustRegister(t, reg, "example.orders.OrderCreated", schemaFile(t, "OrderCreated.avsc"))
+	encode(t, cat, "OrderCreated", createdJSON) // the first miss loads
+	floodUnknownTypes(t, cat)
+	if n := src.loads.Load(); n != 1 {
+		t.Errorf("the catalog loaded the schemas %d times; want once, for the first miss", n)
+	}
+	return reg, cat
+}
+
+func TestCatalogMissesAskTheGenerationButLoadOnlyWhenItChanged(t *testing.T) {
+	src := &countingSource{}
+	flooded(t, src)
+	if n := src.generations.Load(); n < 2 || n > 1601 {
+		t.Errorf("the catalog asked the generation %d times; want once for the first miss and at most once per later miss", n)
+	}
+}
+
+func TestCatalogMissesOnWhatClientsSendDoNotFloodABlindSource(t *testing.T) {
+	reg, cat := flooded(t, &countingSource{blind: true})
+
+	// Data read back is different: its schema was registered before it
+	// was written, so an unknown fingerprint always reloads, gap or not.
+	mustRegister(t, reg, itemSubject, schemaFile(t, "OrderItemAdded.avsc"))
+	other := registry.NewCatalog(reg, registry.CatalogOptions{})
+	defer other.Close()
+	fp, bin := encode(t, other, "OrderItemAdded", itemJSON)
+	if out, _, err := cat.Decode(ctx, "OrderItemAdded", fp, bin); err != nil || string(out) != itemAsV1 {
+		t.Errorf("Decode of data whose schema was registered a moment ago = %s, %v; want %s", out, err, itemAsV1)
+	}
+}
+
+// TestCatalogNeverReadsDataIntoAnOlderSchema is the rule of the catalog:
+// a process whose snapshot still has version 1 as the latest, and which
+// reloaded a moment ago (so that the refresh gap is not over), meets data
+// written with version 2 by another process. It reads the new field in
+// every path: by registry id (projectors), by fingerprint (the writer's
+// reads), and when a client appends data only version 2 accepts.
+func TestCatalogNeverReadsDataIntoAnOlderSchema(t *testing.T) {
+	const withEUR = `{"orderId": "a1b2c3d4", "itemId": "sku-42", "quantity": 3, "price": "15.99", "timestamp": "2023-10-27T10:00:00Z", "currency": "EUR"}`
+	const readEUR = `{"orderId":"a1b2c3d4","itemId":"sku-42","quantity":3,"price":"15.99","timestamp":"2023-10-27T10:00:00Z","currency":"EUR"}`
+	paths := []struct {
+		name string
+		read func(stale *registry.Catalog, fp eventstore.Fingerprint, id int, bin []byte) (string, error)
+	}{
+		{"by registry id, as a projector reads", func(stale *registry.Catalog, _ eventstore.Fingerprint, id int, bin []byte) (string, error) {
+			out, err := stale.DecodeWireJSON(ctx, id, bin, "OrderItemAdded")
+			return string(out), err
+		}},
+		{"by registry id, natively", func(stale *registry.Catalog, _ eventstore.Fingerprint, id int, bin []byte) (string, error) {
+			v, err := stale.DecodeWire(ctx, id, bin, "OrderItemAdded")
+			if m, ok := v.(map[string]any); ok {
+				return fmt.Sprint(m["currency"]), err
+			}
+			return fmt.Sprint(v), err
+		}},
+		{"by fingerprint, as the writer reads", func(stale *registry.Catalog, fp eventstore.Fingerprint, _ int, bin []byte) (string, error) {
+			out, _, err := stale.Decode(ctx, "OrderItemAdded", fp, bin)
+			return string(out), err
+		}},
+		{"an append only version 2 accepts", func(stale *registry.Catalog, _ eventstore.Fingerprint, _ int, _ []byte) (string, error) {
+			fp, bin, err := stale.Encode(ctx, "OrderItemAdded", []byte(withEUR))
+			if err != nil {
+				return "", err
+			}
+			out, _, err := stale.Decode(ctx, "OrderItemAdded", fp, bin)
+			return string(out), err
+		}},
+	}
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			// Two processes over one database: ours, whose catalog loaded
+			// version 1 a moment ago, and theirs.
+			url, schema := harness.NewSchema(t)
+			ours := registry.New(postgres.NewRegistryStore(openStore(t, url, schema, true)), registry.Options{})
+			theirs := registry.New(postgres.NewRegistryStore(openStore(t, url, schema, false)), registry.Options{})
+			mustRegister(t, theirs, itemSubject, schemaFile(t, "OrderItemAdded.avsc"))
+			stale := registry.NewCatalog(ours, registry.CatalogOptions{RefreshInterval: time.Hour, MinRefreshGap: time.Hour})
+			defer stale.Close()
+			if err := stale.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, v, err := stale.Subject(ctx, "OrderItemAdded"); err != nil || v != 1 {
+				t.Fatalf("the stale catalog has version %d, %v; want 1", v, err)
+			}
+			// They register version 2 and write with it.
+			reg := mustRegister(t, theirs, itemSubject, schemaFile(t, "OrderItemAdded.v2.avsc"))
+			writer := registry.NewCatalog(theirs, registry.CatalogOptions{})
+			defer writer.Close()
+			fp, bin := encode(t, writer, "OrderItemAdded", withEUR)
+			got, err := p.read(stale, fp, reg.ID, bin)
+			if err != nil || (got != readEUR && got != "EUR") {
+				t.Errorf("read by the stale catalog = %s, %v; want the currency EUR written with version 2", got, err)
+			}
+		})
 	}
 }
 
