@@ -102,7 +102,9 @@ func TestANewSchemaVersionIsReadEverywhereAtOnce(t *testing.T) {
 
 		for name, w := range map[string]*writer{"the writer that registered": a, "the writer that appended": b} {
 			var page struct {
-				Events []struct{ Data struct{ Payload map[string]string } }
+				Events []struct {
+					Data struct{ Payload map[string]string }
+				}
 			}
 			if status := getJSON(t, w.url+"/v1/streams/Probe-"+id+"/events", &page); status != http.StatusOK || len(page.Events) != 1 {
 				t.Fatalf("version %d: read through %s = %d, %d events", n, name, status, len(page.Events))
