@@ -37,28 +37,21 @@ func envValue(env []string, name string) string {
 // consumeTopic reads every committed record of topic from the start.
 func consumeTopic(t *testing.T, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	records, err := harness.ReadCommitted(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, topic)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("read %s: %v", topic, err)
 	}
-	defer cl.Close()
 	var out []kafka.Message
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		f := cl.PollFetches(ctx)
-		cancel()
-		if f.Empty() {
-			return out
+	for _, r := range records {
+		if m, err := kafka.ParseRecord(r); err != nil {
+			t.Errorf("%v", err)
+		} else {
+			out = append(out, m)
 		}
-		f.EachRecord(func(r *kgo.Record) {
-			if m, err := kafka.ParseRecord(r); err != nil {
-				t.Errorf("%v", err)
-			} else {
-				out = append(out, m)
-			}
-		})
 	}
+	return out
 }
 
 // TestKillingTheWriterNeverLosesOrDoublesAnEvent kills `writer serve` with

@@ -3,8 +3,10 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,16 +38,18 @@ type KafkaOptions struct {
 
 // KafkaCluster is an embedded Kafka-protocol broker, franz-go's kfake,
 // running in this process: transactions, consumer groups and, with a Dir,
-// persistence. Its methods are not safe for concurrent use.
+// persistence. Its methods are not safe for concurrent use, except
+// Blackhole.
 type KafkaCluster struct {
 	opts    KafkaOptions
 	cluster *kfake.Cluster
 	addr    string
+	gate    *gate
 }
 
 // StartKafka starts an embedded broker.
 func StartKafka(opts KafkaOptions) (*KafkaCluster, error) {
-	k := &KafkaCluster{opts: opts}
+	k := &KafkaCluster{opts: opts, gate: newGate()}
 	if err := k.Start(); err != nil {
 		return nil, err
 	}
@@ -66,7 +70,7 @@ func (k *KafkaCluster) Start() error {
 		}
 		port, k.opts.Port = p, p
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port)}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.ListenFn(k.listen)}
 	if k.opts.Dir != "" {
 		opts = append(opts, kfake.DataDir(k.opts.Dir))
 	}
@@ -93,6 +97,106 @@ func (k *KafkaCluster) Stop() {
 		k.cluster.Close()
 		k.cluster = nil
 	}
+}
+
+// Blackhole cuts the network between the broker and its clients, or with
+// false restores it: while it is cut the broker accepts connections, and
+// every byte either way is held back, as a partition that TCP retransmits
+// across would. Requests sent meanwhile reach the broker when the cut
+// ends, and their answers the clients. It is safe to call at any time,
+// from any goroutine, and lasts across Stop and Start.
+func (k *KafkaCluster) Blackhole(cut bool) { k.gate.set(cut) }
+
+func (k *KafkaCluster) listen(network, address string) (net.Listener, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedListener{Listener: ln, gate: k.gate}, nil
+}
+
+// gate holds traffic back while a blackhole is on.
+type gate struct {
+	mu   sync.Mutex
+	flow chan struct{} // closed while traffic flows
+}
+
+func newGate() *gate {
+	g := &gate{flow: make(chan struct{})}
+	close(g.flow)
+	return g
+}
+
+func (g *gate) set(cut bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.flow: // flowing
+		if cut {
+			g.flow = make(chan struct{})
+		}
+	default:
+		if !cut {
+			close(g.flow)
+		}
+	}
+}
+
+// wait returns true when traffic may flow, false when done is closed first.
+func (g *gate) wait(done <-chan struct{}) bool {
+	g.mu.Lock()
+	flow := g.flow
+	g.mu.Unlock()
+	select {
+	case <-flow:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+type gatedListener struct {
+	net.Listener
+	gate *gate
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &gatedConn{Conn: c, gate: l.gate, done: make(chan struct{})}, nil
+}
+
+// gatedConn is the broker's end of a connection, held back by its gate.
+type gatedConn struct {
+	net.Conn
+	gate *gate
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *gatedConn) Read(b []byte) (int, error) {
+	if !c.gate.wait(c.done) {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.gate.wait(c.done) { // arrived while cut: held until the cut ends
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *gatedConn) Write(b []byte) (int, error) {
+	if !c.gate.wait(c.done) {
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *gatedConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.Conn.Close()
 }
 
 // Brokers returns the broker's address as a seed list.

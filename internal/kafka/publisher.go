@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -30,7 +32,9 @@ var _ relay.Publisher = (*Publisher)(nil)
 // PublisherOptions configures a Publisher; the zero value gives defaults.
 type PublisherOptions struct {
 	// TransactionTimeout is how long the broker lets a transaction stay
-	// open before it aborts it; default 20s.
+	// open before it aborts it; default 20s. It also bounds the
+	// publisher's every call to Kafka: a transaction gets half of it, and
+	// each request of Init half of it (see Publisher).
 	TransactionTimeout time.Duration
 	// Instance names this relay in checkpoints and logs.
 	Instance string
@@ -39,9 +43,24 @@ type PublisherOptions struct {
 	Logger        *slog.Logger
 }
 
+// ErrStalled means Kafka did not answer a call of the publisher within its
+// deadline. The publisher has given up its clients and is done for; the
+// transaction it had open is left to the broker, which aborts it when the
+// next publisher of the store initialises (or at its timeout).
+var ErrStalled = errors.New("kafka did not answer in time")
+
 // Publisher publishes batches of events exactly once: each batch is one
 // Kafka transaction that holds the relay's checkpoint and the batch's
 // records. It is not safe for concurrent use: one relay drives it.
+//
+// No call of a Publisher outlasts the transaction timeout. A transactional
+// franz-go client waits for the answer to a request it has sent to the
+// broker whatever its context says (it cannot tell whether the broker
+// applied it), so a broker that stops, or that accepts connections and
+// never answers, would hold Publish until the broker answered again. The
+// publisher waits for each call only until its deadline; then it closes
+// its clients, which fails whatever they still wait for, and returns
+// ErrStalled.
 type Publisher struct {
 	cfg    Config
 	opts   PublisherOptions
@@ -50,6 +69,9 @@ type Publisher struct {
 	adm    *kadm.Client
 	topics *Topics
 	log    *slog.Logger
+
+	closeOnce sync.Once
+	closed    atomic.Bool
 }
 
 // NewPublisher connects to Kafka. Call Init before Publish.
@@ -64,6 +86,7 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	base = append(base, clientTimeouts(opts.TransactionTimeout)...)
 	base = append(base, opts.ClientOptions...)
 	cl, err := kgo.NewClient(append(base,
 		kgo.TransactionalID(cfg.TransactionalID()),
@@ -72,7 +95,8 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 		kgo.ProducerLinger(0),
 		// No record delivery timeout: franz-go measures it from the
 		// record's timestamp, which is the event's time, possibly long
-		// past. Publish bounds its produce calls with a deadline instead.
+		// past, and a transactional client does not apply it to a record
+		// it has sent anyway. Publish bounds its calls itself.
 	)...)
 	if err != nil {
 		return nil, err
@@ -90,10 +114,74 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 		log: opts.Logger.With("component", "publisher")}, nil
 }
 
-// Close closes the Kafka clients. An open transaction is left to the broker.
+// clientTimeouts keeps franz-go's own waits well inside the transaction
+// timeout, so that the client gives up on a silent connection, and stops
+// retrying a request, before the publisher has to abandon it.
+func clientTimeouts(txn time.Duration) []kgo.Opt {
+	quarter := min(max(txn/4, 2*time.Second), 10*time.Second)
+	return []kgo.Opt{
+		// Added to every request's read deadline (default 10s).
+		kgo.RequestTimeoutOverhead(quarter),
+		// How long the broker may wait for replicas before it
+		// answers a produce (default 10s).
+		kgo.ProduceRequestTimeout(quarter),
+		// How long franz-go retries a request other than a produce
+		// (default 30s).
+		kgo.RetryTimeout(txn / 2),
+		kgo.DialTimeout(quarter),
+		// Closing a client otherwise waits up to a second to push its
+		// last metrics, which the relay does not use; it closes one
+		// after every failure.
+		kgo.DisableClientMetrics(),
+	}
+}
+
+// Close closes the Kafka clients, without waiting for them to finish
+// (franz-go may wait on the broker to close a fetch session). An open
+// transaction is left to the broker: the next publisher's Init aborts it.
+// Close is safe to call more than once.
 func (p *Publisher) Close() {
-	p.cl.Close()
-	p.reader.Close()
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		go func() {
+			p.cl.Close()
+			p.reader.Close()
+		}()
+	})
+}
+
+// call runs fn and waits for it until ctx ends, at the latest. When fn has
+// not returned by then, the publisher closes its clients (which makes fn
+// return, failed) and returns ErrStalled: franz-go may be waiting for an
+// answer the broker will not give. what names the call in the log; the
+// caller wraps the error.
+func (p *Publisher) call(ctx context.Context, what string, fn func(context.Context) error) error {
+	if p.closed.Load() {
+		return fmt.Errorf("%w: the publisher has closed its clients", ErrStalled)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-done: // it returned at its deadline after all
+		return err
+	default:
+	}
+	p.Close()
+	p.log.Warn("Kafka did not answer in time; closing this publisher's clients", "call", what, "error", ctx.Err())
+	return fmt.Errorf("%w (%v)", ErrStalled, ctx.Err())
+}
+
+// requestContext bounds one request of Init.
+func (p *Publisher) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.opts.TransactionTimeout/2)
 }
 
 // Init makes this publisher the store's only one and returns the last
@@ -106,11 +194,23 @@ func (p *Publisher) Close() {
 // there is one that may still end, and Init waits until none remains (the
 // broker aborts a transaction at its timeout) before it reads the
 // checkpoint.
+//
+// Each request Init makes is bounded by half the transaction timeout;
+// waiting for an open transaction to end, by twice the timeout.
 func (p *Publisher) Init(ctx context.Context) (Checkpoint, error) {
-	if err := p.topics.EnsureCheckpointTopic(ctx); err != nil {
-		return Checkpoint{}, err
+	rctx, cancel := p.requestContext(ctx)
+	err := p.call(rctx, "create the checkpoint topic", p.topics.EnsureCheckpointTopic)
+	cancel()
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("the checkpoint topic: %w", err)
 	}
-	if _, _, err := p.cl.ProducerID(ctx); err != nil {
+	rctx, cancel = p.requestContext(ctx)
+	err = p.call(rctx, "initialise the transactional producer", func(ctx context.Context) error {
+		_, _, err := p.cl.ProducerID(ctx)
+		return err
+	})
+	cancel()
+	if err != nil {
 		return Checkpoint{}, fmt.Errorf("initialise the transactional producer: %w", err)
 	}
 	if err := p.waitNoOpenTransaction(ctx); err != nil {
@@ -125,7 +225,13 @@ func (p *Publisher) waitNoOpenTransaction(ctx context.Context) error {
 	topic := p.cfg.CheckpointTopic()
 	deadline := time.Now().Add(2 * p.opts.TransactionTimeout)
 	for logged := false; ; {
-		described, err := p.adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
+		var described kadm.DescribedProducersTopics
+		rctx, cancel := p.requestContext(ctx)
+		err := p.call(rctx, "describe producers", func(ctx context.Context) (err error) {
+			described, err = p.adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
+			return err
+		})
+		cancel()
 		if err != nil {
 			return fmt.Errorf("describe the producers of %s: %w", topic, err)
 		}
@@ -166,11 +272,16 @@ func (p *Publisher) waitNoOpenTransaction(ctx context.Context) error {
 // and returns this store's latest checkpoint.
 func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	topic := p.cfg.CheckpointTopic()
-	ends, err := p.adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("list the offsets of %s: %w", topic, err)
-	}
-	starts, err := p.adm.ListStartOffsets(ctx, topic)
+	var ends, starts kadm.ListedOffsets
+	rctx, cancel := p.requestContext(ctx)
+	err := p.call(rctx, "list offsets", func(ctx context.Context) (err error) {
+		if ends, err = p.adm.ListCommittedOffsets(ctx, topic); err != nil {
+			return err
+		}
+		starts, err = p.adm.ListStartOffsets(ctx, topic)
+		return err
+	})
+	cancel()
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("list the offsets of %s: %w", topic, err)
 	}
@@ -186,6 +297,7 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	p.reader.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(start.Offset)}})
 	defer p.reader.RemoveConsumePartitions(map[string][]int32{topic: {0}})
 	for next := start.Offset; next < end.Offset; {
+		// A consumer's poll ends with its context: no need to bound it.
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		fetches := p.reader.PollFetches(pctx)
 		cancel()
@@ -229,15 +341,27 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 // beforeCommit runs last, before the commit, and an error from it aborts
 // the transaction: the relay checks there that it still holds its lease.
 //
-// On ErrFenced the publisher is done for. On any other error the
-// transaction was aborted or its outcome is unknown: call Init again, which
-// finds out from the committed checkpoint.
+// Publish returns within half the transaction timeout, plus a quarter for
+// the abort after a failure, however the broker behaves: the broker must
+// not abort a transaction that Publish still means to commit.
+//
+// On ErrFenced the publisher is done for, and on ErrStalled (Kafka did not
+// answer in time). On any other error the transaction was aborted or its
+// outcome is unknown: call Init again, which finds out from the committed
+// checkpoint.
 func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, beforeCommit func(context.Context) error) (err error) {
+	// The whole transaction must end well within the broker's timeout.
+	ctx, cancel := context.WithTimeout(ctx, p.opts.TransactionTimeout/2)
+	defer cancel()
 	records := make([]*kgo.Record, 0, len(events))
 	for _, e := range events {
-		n, err := p.topics.Partitions(ctx, p.cfg.Topic(e.StreamID.Category()))
-		if err != nil {
+		var n int
+		topic := p.cfg.Topic(e.StreamID.Category())
+		if err := p.call(ctx, "partitions of "+topic, func(ctx context.Context) (err error) {
+			n, err = p.topics.Partitions(ctx, topic)
 			return err
+		}); err != nil {
+			return fmt.Errorf("the partitions of %s: %w", topic, err)
 		}
 		records = append(records, p.cfg.Record(e.RecordedEvent, e.SchemaID, n))
 	}
@@ -248,9 +372,6 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}
 	checkpoint := &kgo.Record{Topic: p.cfg.CheckpointTopic(), Partition: 0, Key: []byte(p.cfg.StoreName), Value: value}
 
-	// The whole transaction must end well within the broker's timeout.
-	ctx, cancel := context.WithTimeout(ctx, p.opts.TransactionTimeout/2)
-	defer cancel()
 	if err := p.cl.BeginTransaction(); err != nil {
 		return p.fenced(err)
 	}
@@ -259,10 +380,14 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 			p.abort()
 		}
 	}()
-	if err := p.cl.ProduceSync(ctx, checkpoint).FirstErr(); err != nil {
+	if err := p.call(ctx, "produce the checkpoint", func(ctx context.Context) error {
+		return p.cl.ProduceSync(ctx, checkpoint).FirstErr()
+	}); err != nil {
 		return p.fenced(fmt.Errorf("produce the checkpoint: %w", err))
 	}
-	if err := p.cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+	if err := p.call(ctx, "produce records", func(ctx context.Context) error {
+		return p.cl.ProduceSync(ctx, records...).FirstErr()
+	}); err != nil {
 		return p.fenced(fmt.Errorf("produce %d records: %w", len(records), err))
 	}
 	if beforeCommit != nil {
@@ -270,20 +395,29 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 			return err
 		}
 	}
-	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	if err := p.call(ctx, "commit", func(ctx context.Context) error {
+		return p.cl.EndTransaction(ctx, kgo.TryCommit)
+	}); err != nil {
 		return p.fenced(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
 
-// abort ends an unfinished transaction, best effort: a broker that cannot
-// be reached aborts it at its timeout.
+// abort ends an unfinished transaction, best effort and within a quarter
+// of the transaction timeout: the next publisher's Init aborts whatever is
+// left open.
 func (p *Publisher) abort() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.cl.AbortBufferedRecords(ctx); err == nil {
-		p.cl.EndTransaction(ctx, kgo.TryAbort)
+	if p.closed.Load() {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.TransactionTimeout/4)
+	defer cancel()
+	p.call(ctx, "abort", func(ctx context.Context) error {
+		if err := p.cl.AbortBufferedRecords(ctx); err != nil {
+			return err
+		}
+		return p.cl.EndTransaction(ctx, kgo.TryAbort)
+	})
 }
 
 // fenced turns the errors that mean another producer took over into

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -123,9 +124,51 @@ func TestAZombieRelayPublishesNothingTwice(t *testing.T) {
 	checkExactlyOnce(t, stored, e.waitPublished(len(stored), 30*time.Second))
 }
 
-// TestTheBrokerStoppedDuringLoad stops the broker for ten seconds while
-// events are appended: appends go on, the relay retries and catches up,
-// and nothing is lost or doubled.
+// fill appends n events in appends of 500 over streams of its own.
+func fill(t *testing.T, s eventstore.Store, n int, prefix string) {
+	t.Helper()
+	for i := 0; i < n; i += 500 {
+		stream := fmt.Sprintf("%s-%s%d", []string{"Order", "Customer"}[i/500%2], prefix, i/500%40)
+		storetest.MustAppend(t, s, stream, eventstore.Any, storetest.Events(min(500, n-i), fmt.Sprint(prefix, i))...)
+	}
+}
+
+// waitUntil polls ok every 20ms and returns how long it took to hold; it
+// fails the test when ok does not hold within limit.
+func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// stopAndCheck stops the load, waits until the relay has published every
+// stored event and checks that it did so exactly once; it returns how many.
+func (e *env) stopAndCheck(stop chan struct{}, load *sync.WaitGroup) int {
+	e.t.Helper()
+	close(stop)
+	load.Wait()
+	stored := e.stored()
+	checkExactlyOnce(e.t, stored, e.waitPublished(len(stored), 120*time.Second))
+	return len(stored)
+}
+
+// resumeLimit is how soon after Kafka answers again the relay must
+// publish again. The publisher gives up on any call at half its
+// transaction timeout (5s here), and the relay waits at most MaxBackoff
+// (500ms here) before it tries again: 5s leaves room for a new
+// publisher's Init on a loaded machine.
+const resumeLimit = 5 * time.Second
+
+// TestTheBrokerStoppedDuringLoad stops the broker while events are
+// appended, until the relay has a backlog of 200,000 events: appends go on,
+// the relay publishes again within seconds of the broker's return, and
+// catches up with nothing lost or doubled.
 func TestTheBrokerStoppedDuringLoad(t *testing.T) {
 	broker, err := harness.StartKafka(harness.KafkaOptions{Dir: t.TempDir()})
 	if err != nil {
@@ -133,25 +176,93 @@ func TestTheBrokerStoppedDuringLoad(t *testing.T) {
 	}
 	defer broker.Stop()
 	e := newEnv(t, broker.Brokers())
-	e.start(e.relay(relay.Options{BatchSize: 100}))
+	r := e.relay(relay.Options{})
+	e.start(r)
 	stop := make(chan struct{})
 	wg := load(t, e.store, stop)
-	time.Sleep(1500 * time.Millisecond)
+	waitUntil(t, 30*time.Second, "the relay publishes before the outage", func() bool { return r.Published() > 0 })
+
 	broker.Stop()
-	appendedDuring := len(e.stored())
-	time.Sleep(10 * time.Second)
-	if during := len(e.stored()) - appendedDuring; during < 100 {
-		t.Errorf("only %d events appended while the broker was down: appends must not depend on Kafka", during)
-	}
+	fill(t, e.store, 200_000, "backlog") // appends do not depend on Kafka
+	before := r.Published()
 	if err := broker.Start(); err != nil {
 		t.Fatalf("restart the broker: %v", err)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	stored := e.stored()
-	checkExactlyOnce(t, stored, e.waitPublished(len(stored), 90*time.Second))
-	t.Logf("%d events published exactly once across a 10s broker outage", len(stored))
+	resumed := waitUntil(t, 60*time.Second, "publishing after the broker's return", func() bool { return r.Published() > before })
+	if resumed > resumeLimit {
+		t.Errorf("the relay published again %s after the broker's return, want within %s", resumed, resumeLimit)
+	}
+	n := e.stopAndCheck(stop, wg)
+	t.Logf("%d events published exactly once across a broker restart with a backlog of %d; publishing again %s after the restart",
+		n, int64(n)-before, resumed.Round(time.Millisecond))
+}
+
+// warnings records when the relay logged each warning.
+type warnings struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.times = append(w.times, r.Time)
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// firstAfter returns the first warning at or after t, or the zero time.
+func (w *warnings) firstAfter(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.times {
+		if !at.Before(t) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
+// TestABrokerThatStopsAnsweringHoldsNoCallPastItsTimeout cuts the network
+// to the broker without closing a connection — a partition, where TCP
+// retransmits and nothing answers — during load. No call of the relay
+// waits past the transaction timeout: the relay gives up, says so, and
+// tries again; and it publishes again within seconds of the cut's end.
+func TestABrokerThatStopsAnsweringHoldsNoCallPastItsTimeout(t *testing.T) {
+	broker, err := harness.StartKafka(harness.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Stop()
+	e := newEnv(t, broker.Brokers())
+	warned := &warnings{}
+	r := e.relay(relay.Options{Logger: slog.New(warned)})
+	e.start(r)
+	stop := make(chan struct{})
+	wg := load(t, e.store, stop)
+	waitUntil(t, 30*time.Second, "the relay publishes before the cut", func() bool { return r.Published() > 0 })
+
+	broker.Blackhole(true)
+	cut := time.Now()
+	const txnTimeout = 5 * time.Second // the test publishers'
+	failed := waitUntil(t, 3*txnTimeout, "the relay gives up on a broker that does not answer", func() bool {
+		return !warned.firstAfter(cut).IsZero()
+	})
+	if failed > txnTimeout {
+		t.Errorf("the relay's first failure came %s after the cut, want within the transaction timeout (%s)", failed, txnTimeout)
+	}
+	fill(t, e.store, 20_000, "cut")
+	before := r.Published()
+	broker.Blackhole(false)
+	resumed := waitUntil(t, 60*time.Second, "publishing after the cut", func() bool { return r.Published() > before })
+	if resumed > resumeLimit {
+		t.Errorf("the relay published again %s after the cut ended, want within %s", resumed, resumeLimit)
+	}
+	n := e.stopAndCheck(stop, wg)
+	t.Logf("%d events published exactly once across a network cut; the relay gave up after %s and published again %s after the cut ended",
+		n, failed.Round(time.Millisecond), resumed.Round(time.Millisecond))
 }
 
 // TestAStandbyTakesOverWithinSeconds runs two relays; when the active one

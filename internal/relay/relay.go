@@ -91,6 +91,11 @@ var ErrFenced = errors.New("fenced: another relay of this store has taken over")
 const (
 	DefaultBatchSize    = 1000
 	DefaultPollInterval = 50 * time.Millisecond
+	// DefaultMaxBackoff is short because it is also how late the relay
+	// may notice that Kafka is back after an outage: a relay that waits
+	// at most 2s between attempts publishes again within about 2s of the
+	// broker's return.
+	DefaultMaxBackoff = 2 * time.Second
 )
 
 // Options configures a Relay; the zero value gives the defaults.
@@ -105,7 +110,7 @@ type Options struct {
 	// holds its lease; a busy one checks before every commit. Default 2s.
 	LeaseCheckInterval time.Duration
 	// MaxBackoff bounds the wait between attempts after failures;
-	// default 10s.
+	// default 2s (DefaultMaxBackoff).
 	MaxBackoff time.Duration
 	// Fault, when set, is called at named points of the relay's work;
 	// an error from it stops this relay there, as a crash would. For
@@ -127,6 +132,9 @@ type Relay struct {
 	wake         chan struct{}
 	metrics      *metrics
 	lastCommit   atomic.Int64 // UnixNano of the last committed checkpoint
+	committed    atomic.Int64 // batches committed
+	events       atomic.Int64 // events published in committed batches
+	failedSince  atomic.Int64 // UnixNano of the first failure since the last commit, or 0
 	active       atomic.Bool
 }
 
@@ -143,7 +151,7 @@ func New(src Source, schemas Schemas, leases Leases, newPublisher func() (Publis
 		opts.LeaseCheckInterval = 2 * time.Second
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 10 * time.Second
+		opts.MaxBackoff = DefaultMaxBackoff
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -209,10 +217,17 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // lead publishes while the relay holds lease. Each term starts from the
-// committed checkpoint of a new publisher; a failure ends the term.
+// committed checkpoint of a new publisher; a failure ends the term. The
+// backoff grows with failures in a row: a term that committed something
+// starts the count again, or an outage late in a long run would be met
+// with the longest waits at once.
 func (r *Relay) lead(ctx context.Context, lease Lease) error {
 	for failures := 0; ctx.Err() == nil; failures++ {
+		before := r.committed.Load()
 		err := r.term(ctx, lease)
+		if r.committed.Load() > before {
+			failures = 0
+		}
 		var crash *crashError
 		switch {
 		case ctx.Err() != nil:
@@ -223,6 +238,7 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 		// Whatever the last transaction became, the committed
 		// checkpoint says; a new publisher reads it again.
 		r.metrics.failures.Inc()
+		r.failedSince.CompareAndSwap(0, time.Now().UnixNano())
 		r.log.Warn("publishing failed; will start again from the committed checkpoint", "error", err, "attempt", failures+1)
 		r.sleep(ctx, failures+1)
 	}
@@ -386,6 +402,12 @@ func (r *Relay) withSchemaIDs(ctx context.Context, stored []eventstore.RecordedE
 func (r *Relay) published(events []Event, start time.Time) {
 	now := time.Now()
 	r.lastCommit.Store(now.UnixNano())
+	r.committed.Add(1)
+	r.events.Add(int64(len(events)))
+	if failed := r.failedSince.Swap(0); failed != 0 {
+		r.log.Info("publishing again", "failing_for", now.Sub(time.Unix(0, failed)).Round(time.Millisecond))
+	}
+	r.log.Debug("published", "events", len(events), "position", events[len(events)-1].GlobalPosition, "took", now.Sub(start))
 	r.metrics.batches.Inc()
 	r.metrics.events.Add(float64(len(events)))
 	r.metrics.batchSize.Observe(float64(len(events)))
@@ -395,6 +417,10 @@ func (r *Relay) published(events []Event, start time.Time) {
 	}
 	r.metrics.lastPosition.Set(float64(events[len(events)-1].GlobalPosition))
 }
+
+// Published returns how many events this relay has published in committed
+// transactions since it was made.
+func (r *Relay) Published() int64 { return r.events.Load() }
 
 // idle waits for a wake-up or the poll interval.
 func (r *Relay) idle(ctx context.Context) {

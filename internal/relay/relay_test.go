@@ -76,11 +76,11 @@ func (e *env) relay(opts relay.Options) *relay.Relay {
 		opts.PollInterval = 20 * time.Millisecond
 	}
 	opts.MaxBackoff = 500 * time.Millisecond
-	if os.Getenv("RELAY_TEST_LOG") != "" {
+	if os.Getenv("RELAY_TEST_LOG") != "" && opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return relay.New(e.store, schemaIDs{}, e, func() (relay.Publisher, error) {
-		return kafka.NewPublisher(e.kafka, kafka.PublisherOptions{TransactionTimeout: 5 * time.Second, Instance: e.t.Name()})
+		return kafka.NewPublisher(e.kafka, kafka.PublisherOptions{TransactionTimeout: 5 * time.Second, Instance: e.t.Name(), Logger: opts.Logger})
 	}, opts)
 }
 
@@ -131,29 +131,22 @@ func (e *env) published() []kafka.Message {
 	if len(names) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(names...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	records, err := harness.ReadCommitted(rctx, opts, names...)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("read the topics: %v", err)
 	}
-	defer cl.Close()
-	var out []kafka.Message
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		f := cl.PollFetches(pctx)
-		cancel()
-		if f.Empty() {
-			return out
+	out := make([]kafka.Message, 0, len(records))
+	for _, r := range records {
+		m, err := kafka.ParseRecord(r)
+		if err != nil {
+			e.t.Errorf("record %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+			continue
 		}
-		f.EachRecord(func(r *kgo.Record) {
-			m, err := kafka.ParseRecord(r)
-			if err != nil {
-				e.t.Errorf("record %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
-				return
-			}
-			out = append(out, m)
-		})
+		out = append(out, m)
 	}
+	return out
 }
 
 // waitPublished waits until n events are published, then checks them.
