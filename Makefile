@@ -52,6 +52,14 @@ compose-check:
 bench: deps
 	$(GO) run ./cmd/bench $(BENCHFLAGS)
 
+# The fault-injection suite alone, run long, with its table (-v): `make chaos
+# DURATION=10m`; CHAOS_SEED=N replays a run's choices. A short run (60s) is
+# part of `make test`. See README.md, "The chaos suite".
+DURATION      ?= 10m
+CHAOS_TIMEOUT ?= 3h
+chaos: deps
+	DURATION=$(DURATION) $(GO) test -count=1 -v -run 'TestChaos$$' -timeout $(CHAOS_TIMEOUT) ./tests/chaos/
+
 demo: deps build
 	$(GO) run ./cmd/demo
 
