@@ -49,3 +49,37 @@ func TestALeaseIsExclusiveAndFreedWhenItsSessionEnds(t *testing.T) {
 		t.Errorf("the second's Held = %v, %v", held, err)
 	}
 }
+
+func TestALeaseOutlivesItsTTLWhileItsHolderRunsAndExpiresWhenItFallsSilent(t *testing.T) {
+	s := newStore(t, Options{})
+	first, err := s.AcquireLease(ctx, "relay", 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Release()
+	// Another asks for it for longer than the TTL, in vain.
+	short, cancel := context.WithTimeout(ctx, LeaseTTL+time.Second)
+	defer cancel()
+	if _, err := s.AcquireLease(short, "relay", 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AcquireLease while the holder runs = %v, want it to wait until its deadline", err)
+	}
+	if held, err := first.Held(ctx); err != nil || !held {
+		t.Fatalf("Held after %s = %v, %v; want the lock held", LeaseTTL+time.Second, held, err)
+	}
+
+	// The holder falls silent, as a stopped process does with its
+	// session left open: within the TTL (and a second of slack for the
+	// server's timer), another has the lease, and the first's Check fails.
+	first.silence()
+	silent := time.Now()
+	within, cancel := context.WithTimeout(ctx, LeaseTTL+2*time.Second)
+	defer cancel()
+	second, err := s.AcquireLease(within, "relay", 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("AcquireLease %s after the holder fell silent = %v, want the lease", time.Since(silent).Round(time.Millisecond), err)
+	}
+	defer second.Release()
+	if err := first.Check(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("the silent holder's Check = %v, want ErrLeaseLost", err)
+	}
+}
