@@ -117,6 +117,7 @@ func TestChaos(t *testing.T) {
 
 	rep := &report{seed: cfg.seed, duration: cfg.duration}
 	n := newNemesis(s, rand.New(rand.NewPCG(cfg.seed, 1<<32)), cfg.faults, rep)
+	rep.kinds = n.kinds
 	start := time.Now()
 	n.run(cfg.duration)
 	rep.faultTime = time.Since(start)

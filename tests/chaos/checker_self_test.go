@@ -3,6 +3,7 @@ package chaos
 import (
 	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,30 @@ func TestTheCheckerCountsEachPlantedViolation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an event stored twice, a gap in versions, a refused append stored and a wrong acknowledgement are counted", func(t *testing.T) {
+		st := plantedStore()
+		again := *st.byID["e2"]
+		again.Version = 4
+		gapped := &storedEvent{ID: "e6", Stream: "Order-a", Type: "OrderShipped", Version: 6, Fingerprint: 7}
+		st.events = append(st.events, &again, gapped)
+		st.byID["e6"] = gapped
+		sent := func(e *storedEvent) sentEvent { return sentEvent{ID: e.ID, Type: e.Type} }
+		appends := []*appendRec{
+			{Stream: "Order-a", Status: http.StatusCreated, First: 2, Last: 2, Events: []sentEvent{sent(st.byID["e1"])}},
+			{Stream: "Order-a", Status: http.StatusCreated, First: 2, Last: 2, Events: []sentEvent{sent(st.byID["e2"])}},
+			{Stream: "Order-a", Status: http.StatusConflict, Code: "wrong_expected_version", Events: []sentEvent{sent(st.byID["e3"])}},
+			{Stream: "Order-a", Events: []sentEvent{sent(gapped)}},
+		}
+		got := counts(checkStore(st, appends))
+		want := map[string]int{"events stored twice (doubled)": 1, "refused appends stored": 1, "acknowledged events not stored (lost)": 0,
+			// e1 acknowledged at 2 but stored at 1; e6 at 6 after 4.
+			"stored versions not 1, 2, 3, ... or not as acknowledged": 2}
+		for name, n := range want {
+			if got[name] != n {
+				t.Errorf("%s = %d, want %d (all: %v)", name, got[name], n, got)
+			}
+		}
+	})
 	t.Run("the replay gives the order's rows, and a wrong, a missing and an extra row are counted", func(t *testing.T) {
 		want := replay(st)
 		if got, w := want["order_summary"]["a"], `customer="c" status=shipped items=2 total=3 address="1 Road" created=2026-01-02T03:04:05Z shipped=2026-01-02T03:04:05Z version=3`; got != w {
@@ -102,4 +127,24 @@ func TestTheCheckerCountsEachPlantedViolation(t *testing.T) {
 			t.Errorf("counts = %v, want 2 order_summary rows and 1 item row wrong", c)
 		}
 	})
+}
+
+func TestTheTableSumsTheViolationsUnderTheirHeadings(t *testing.T) {
+	st := plantedStore()
+	rep := &report{}
+	rep.invariants = append(rep.invariants, checkStore(st, []*appendRec{
+		{Stream: "Order-b", Status: http.StatusCreated, First: 1, Last: 1, Events: []sentEvent{{ID: "x1", Type: "OrderCreated"}}}})...)
+	home := int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte("Order-a")}, 4))
+	rep.invariants = append(rep.invariants, checkKafka(st, []*kgo.Record{record(st, "e3", home), record(st, "e3", home)}, 4)...)
+	table := rep.table()
+	for _, line := range []string{
+		// x1 acknowledged and not stored; e1 and e2 stored and not in Kafka.
+		"LOST (acknowledged but not stored, or stored but not in Kafka)  3",
+		"DOUBLED (in the store or in Kafka)                              1",
+		"REORDERED (a stream out of version order in Kafka)              1",
+	} {
+		if !strings.Contains(table, line) {
+			t.Errorf("the table lacks the line %q:\n%s", line, table)
+		}
+	}
 }

@@ -50,7 +50,6 @@ type store struct {
 	events   []*storedEvent // by stream, then version
 	byID     map[string]*storedEvent
 	schemaID map[int64]int32 // fingerprint → registry id
-	dupIDs   int
 }
 
 // readStore reads the events table and decodes every event with goavro
@@ -97,9 +96,6 @@ func readStore(ctx context.Context, s *system) (*store, error) {
 			return nil, fmt.Errorf("event %s: cannot decode its data (%v, %d bytes left)", e.ID, err, len(rest))
 		}
 		e.Native = native.(map[string]any)
-		if st.byID[e.ID] != nil {
-			st.dupIDs++
-		}
 		st.byID[e.ID] = e
 		st.events = append(st.events, e)
 	}
@@ -116,8 +112,11 @@ func checkStore(st *store, appends []*appendRec) []*invariant {
 	phantom := &invariant{name: "stored events never sent"}
 	data := &invariant{name: "stored data not as sent"}
 
-	for i := 0; i < st.dupIDs; i++ {
-		doubled.add("an event id appears twice in the events table")
+	rows := map[string]int{}
+	for _, e := range st.events {
+		if rows[e.ID]++; rows[e.ID] > 1 {
+			doubled.add("event %s stored again as %s@%d", e.ID, e.Stream, e.Version)
+		}
 	}
 	var last string
 	var v int64

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/strata-events/strata/internal/postgres"
 )
 
 // faultKinds are every kind the nemesis injects, in the table's order.
@@ -15,8 +17,8 @@ var faultKinds = []*fault{
 		measure: "appends answered through it", inject: killWriter},
 	{name: "kill-relay", label: "kill -9 the active relay's writer",
 		measure: "the standby publishing", target: 5 * time.Second, inject: killRelay},
-	{name: "pause-relay", label: "SIGSTOP the active relay 8-12s, then SIGCONT",
-		measure: "a relay publishing (from SIGCONT)", inject: pauseRelay},
+	{name: "pause-relay", label: "SIGSTOP the active relay 12-16s, then SIGCONT",
+		measure: "the standby publishing, from SIGSTOP", target: postgres.LeaseTTL + 5*time.Second, inject: pauseRelay},
 	{name: "kill-projector", label: "kill -9 a projector",
 		measure: "every partition applied again", target: sessionTimeout + 2*time.Second, inject: killProjector},
 	{name: "kill-broker", label: "kill -9 the broker, started 1-4s later",
@@ -114,36 +116,44 @@ func killRelay(n *nemesis, inj *injection) {
 	}
 }
 
-// pauseRelay stops the active relay's process for longer than a lease
-// check and its timeout (2s + 5s). While it is stopped its sessions stay
-// open (the kernel still answers for its sockets), so its lease is held;
-// a standby taking over in that time is noted. Recovery is counted from
-// SIGCONT, or from SIGSTOP when a standby took over.
+// pauseRelay stops the active relay's process for longer than its lease
+// (postgres.LeaseTTL): its sessions stay open, but it falls silent, so
+// the server ends its lease session and the standby takes over while the
+// old relay sleeps, perhaps inside a Kafka transaction. Continued, the
+// old relay must stand down without publishing (the checker finds any
+// record it got through). Recovery is the standby's takeover, counted
+// from SIGSTOP: the lease's TTL, then at most 5s.
 func pauseRelay(n *nemesis, inj *injection) {
 	w, err := n.s.activeRelay(10 * time.Second)
 	if err != nil {
 		inj.setupFailed(err)
 		return
 	}
-	pause := n.between(8*time.Second, 12*time.Second)
+	pause := n.between(12*time.Second, 16*time.Second)
 	others := n.s.others(w)
 	base := n.s.relayBase(others)
 	w.pause()
 	stopped := time.Now()
+	defer w.resume()
 	seen, err := n.s.publishedSince(others, base, pause)
-	if err == nil {
-		inj.detail = fmt.Sprintf("%s for %s; the standby took over %s after SIGSTOP", w.name, round(pause), round(seen.Sub(stopped)))
-		time.Sleep(time.Until(stopped.Add(pause)))
-		w.resume()
-		inj.measuredAt(stopped, seen, nil)
-		return
-	}
-	inj.detail = fmt.Sprintf("%s for %s; no standby took over while it was stopped", w.name, round(pause))
-	base = n.s.relayBase(others) // the stopped writer's metrics do not answer: counted from 0
+	inj.measuredAt(stopped, seen, err)
+	time.Sleep(time.Until(stopped.Add(pause))) // the rest of the pause
 	w.resume()
-	from := time.Now()
-	seen, err = n.s.publishedSince(n.s.writers, base, measureWithin)
-	inj.measuredAt(from, seen, err)
+	continued := time.Now()
+	// At its next lease check it finds its lease gone.
+	stood := poll(measureWithin, 50*time.Millisecond, func() error {
+		if st, err := n.s.relay(w); err != nil || st.active {
+			return errNotYet
+		}
+		return nil
+	})
+	inj.detail = fmt.Sprintf("%s for %s; it stood down %s after SIGCONT", w.name, round(pause), round(time.Since(continued)))
+	switch {
+	case err != nil:
+		inj.failed = fmt.Sprintf("no standby took over while %s was stopped for %s", w.name, round(pause))
+	case stood != nil:
+		inj.failed = fmt.Sprintf("%s still says its relay is active %s after SIGCONT", w.name, measureWithin)
+	}
 }
 
 func killProjector(n *nemesis, inj *injection) {

@@ -63,7 +63,12 @@ func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
-		return fmt.Errorf("%s is already running", p.name)
+		select {
+		case <-p.exited: // it exited by itself
+			p.cmd = nil
+		default:
+			return fmt.Errorf("%s is already running", p.name)
+		}
 	}
 	if p.logFile == nil {
 		f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

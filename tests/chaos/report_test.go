@@ -16,6 +16,7 @@ type report struct {
 	appends, acked      int
 	unanswered, retries int
 	stored, published   int
+	kinds               []*fault // the kinds the run chose, in the table
 	injections          []*injection
 	invariants          []*invariant
 	notes               []string
@@ -67,7 +68,7 @@ func (r *report) table() string {
 
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "fault\tinjected\trecovery measured\ttarget\tmedian\tmax\tmissed")
-	for _, k := range faultKinds {
+	for _, k := range r.kinds {
 		var times []time.Duration
 		n, missed := 0, 0
 		for _, inj := range r.injections {
