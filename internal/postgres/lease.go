@@ -26,9 +26,9 @@ import (
 // from a goroutine of its own for as long as its process runs. Safe for
 // concurrent use.
 type Lease struct {
-	mu   sync.Mutex // the connection, shared by the keeper and callers
-	conn *pgx.Conn
-	key  int64
+	mu       sync.Mutex // the connection, shared by the keeper and callers
+	conn     *pgx.Conn
+	key      int64
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
