@@ -9,7 +9,8 @@
 // Settings (environment): DURATION (how long the nemesis runs; default
 // 60s), CHAOS_SEED (replays a run's choices), CHAOS_RATE (appends per
 // second, all clients together; default 100), CHAOS_FAULTS (the fault
-// kinds to inject, comma-separated; default all, "none" for none),
+// kinds to inject, comma-separated; default all but the opt-in ones,
+// "none" for none),
 // CHAOS_LOG_LEVEL (the processes' log level; default info).
 package chaos
 
@@ -62,7 +63,9 @@ func loadSettings(t *testing.T) settings {
 	switch v := os.Getenv("CHAOS_FAULTS"); v {
 	case "":
 		for _, f := range faultKinds {
-			st.faults = append(st.faults, f.name)
+			if !f.optIn {
+				st.faults = append(st.faults, f.name)
+			}
 		}
 	case "none":
 	default:

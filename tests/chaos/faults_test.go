@@ -21,8 +21,10 @@ var faultKinds = []*fault{
 		measure: "the standby publishing, from SIGSTOP", target: postgres.LeaseTTL + 5*time.Second, inject: pauseRelay},
 	{name: "kill-projector", label: "kill -9 a projector",
 		measure: "every partition applied again", target: sessionTimeout + 2*time.Second, inject: killProjector},
-	{name: "kill-broker", label: "kill -9 the broker, started 1-4s later",
-		measure: "the relay publishing after its return", target: 5 * time.Second, inject: brokerDown(syscall.SIGKILL)},
+	{name: "kill-broker", label: "kill -9 the broker between two requests, started 1-4s later",
+		measure: "the relay publishing after its return", target: 5 * time.Second, inject: brokerDown(syscall.SIGUSR1)},
+	{name: "kill-broker-anytime", label: "kill -9 the broker at any moment (opt-in: kfake tears commits)",
+		measure: "the relay publishing after its return", target: 5 * time.Second, inject: brokerDown(syscall.SIGKILL), optIn: true},
 	{name: "stop-broker", label: "stop the broker (SIGTERM), started 1-4s later",
 		measure: "the relay publishing after its return", target: 5 * time.Second, inject: brokerDown(syscall.SIGTERM)},
 	{name: "pg-restart-fast", label: "restart PostgreSQL, fast (SIGINT)",
@@ -169,6 +171,9 @@ func killProjector(n *nemesis, inj *injection) {
 	}
 }
 
+// brokerDown ends the broker with sig — SIGTERM, SIGKILL, or SIGUSR1,
+// which has the suite's broker SIGKILL itself between two requests — and
+// starts it again.
 func brokerDown(sig syscall.Signal) func(*nemesis, *injection) {
 	return func(n *nemesis, inj *injection) {
 		down := n.between(time.Second, 4*time.Second)

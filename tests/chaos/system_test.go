@@ -174,6 +174,7 @@ func startSystem(t *testing.T) *system {
 		t.Cleanup(p.close)
 		s.projectors = append(s.projectors, p)
 	}
+	t.Cleanup(s.keepEvidence) // before the database and the processes go
 	for _, w := range s.writers {
 		if err := w.start(); err != nil {
 			t.Fatal(err)
@@ -518,4 +519,40 @@ func (s *system) logTails(n int) {
 	}
 	pgLog := filepath.Join(s.dir, "postgres.log")
 	s.t.Logf("--- the last %d lines of postgres (%s):\n%s", n, pgLog, tail(pgLog, n))
+}
+
+// keepEvidence, when the test failed, copies the logs and the broker's
+// state out of the test's directory (which is removed), with the store's
+// events as CSV, and says where.
+func (s *system) keepEvidence() {
+	if !s.t.Failed() {
+		return
+	}
+	dir, err := os.MkdirTemp("", "strata-chaos-failed-")
+	if err != nil {
+		s.t.Logf("keep the evidence: %v", err)
+		return
+	}
+	if out, err := exec.Command("cp", "-a", s.dir+"/.", dir).CombinedOutput(); err != nil {
+		s.t.Logf("keep the evidence: cp: %v\n%s", err, out)
+	}
+	os.RemoveAll(filepath.Join(dir, "bin"))
+	f, err := os.Create(filepath.Join(dir, "events.csv"))
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, cerr := s.db.Acquire(ctx)
+		if cerr == nil {
+			_, err = conn.Conn().PgConn().CopyTo(ctx, f, `COPY (SELECT position, tx_id, event_id, stream_id, version, type, recorded_at
+				FROM strata.events ORDER BY position) TO STDOUT WITH CSV HEADER`)
+			conn.Release()
+		} else {
+			err = cerr
+		}
+		f.Close()
+	}
+	if err != nil {
+		s.t.Logf("keep the evidence: the store's events: %v", err)
+	}
+	s.t.Logf("the logs, the broker's state and the store's events are kept in %s", dir)
 }

@@ -9,6 +9,7 @@
 // kfake advertises whatever address its listener reports; this command
 // gives it a listener that reports the advertised address. cmd/devkafka
 // has no such option, which is why the suite has a command of its own.
+// SIGUSR1 crashes it between two requests (see run).
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func main() {
@@ -63,6 +65,21 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// SIGUSR1 kills the broker (SIGKILL: nothing flushed, nothing closed)
+	// from inside its request loop, so between two requests. A SIGKILL
+	// from outside can land while kfake writes a transaction's commit
+	// markers, one partition after the other with nothing that completes
+	// them at the next start: a crash there commits the transaction in
+	// some partitions and aborts it in others (README, "The chaos suite").
+	crash := make(chan os.Signal, 1)
+	signal.Notify(crash, syscall.SIGUSR1)
+	go func() {
+		<-crash
+		c.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the process ends here
+		})
+	}()
 	fmt.Printf("broker listening on 127.0.0.1:%d, advertising %s, state in %s\n", *listen, advertised, *dir)
 	<-ctx.Done()
 	c.Close()
