@@ -42,10 +42,10 @@ var faultKinds = []*fault{
 }
 
 // activeRelay finds the writer whose relay is active: exactly one says so.
-func (s *system) activeRelay(within time.Duration) (*writerProc, error) {
-	var active *writerProc
+func (s *system) activeRelay(within time.Duration) (*proc, error) {
+	var active *proc
 	err := poll(within, 50*time.Millisecond, func() error {
-		var found []*writerProc
+		var found []*proc
 		for _, w := range s.writers {
 			if st, err := s.relay(w); err == nil && st.active {
 				found = append(found, w)
@@ -60,8 +60,8 @@ func (s *system) activeRelay(within time.Duration) (*writerProc, error) {
 	return active, err
 }
 
-func (s *system) others(w *writerProc) []*writerProc {
-	var out []*writerProc
+func (s *system) others(w *proc) []*proc {
+	var out []*proc
 	for _, o := range s.writers {
 		if o != w {
 			out = append(out, o)
@@ -96,7 +96,7 @@ func killWriter(n *nemesis, inj *injection) {
 		inj.failed = err.Error()
 		return
 	}
-	seen, err := n.s.appendsAnswer([]*writerProc{w}, from, measureWithin)
+	seen, err := n.s.appendsAnswer([]*proc{w}, from, measureWithin)
 	inj.measuredAt(from, seen, err)
 }
 
@@ -236,7 +236,7 @@ func (n *nemesis) pickTarget() target {
 	case c == 2:
 		w := s.writers[n.rng.IntN(len(s.writers))]
 		return target{"PostgreSQL from " + w.name, []*link{s.pgLinks[w.name]}, func(from time.Time) (time.Time, error) {
-			return s.appendsAnswer([]*writerProc{w}, from, measureWithin)
+			return s.appendsAnswer([]*proc{w}, from, measureWithin)
 		}}
 	default:
 		p := s.projectors[n.rng.IntN(len(s.projectors))]

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +47,9 @@ type proc struct {
 	// ready says when a new incarnation serves, given its first line of
 	// output; nil accepts any first line.
 	ready func(first string) error
+
+	urlMu   sync.Mutex // not mu: start holds mu while the ready check sets the address
+	address string     // the current incarnation's http://host:port
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -151,6 +156,19 @@ func (p *proc) killLocked(sig syscall.Signal) bool {
 	return true
 }
 
+func (p *proc) setURL(u string) {
+	p.urlMu.Lock()
+	defer p.urlMu.Unlock()
+	p.address = u
+}
+
+// url is where the current (or last) incarnation serves HTTP.
+func (p *proc) url() string {
+	p.urlMu.Lock()
+	defer p.urlMu.Unlock()
+	return p.address
+}
+
 // pause stops the process group with SIGSTOP.
 func (p *proc) pause() {
 	p.mu.Lock()
@@ -217,15 +235,31 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port on 127.0.0.1, free a moment ago, for a
+// listener that must come back on the same port after a restart (the
+// broker, PostgreSQL, a proxy). It is below the kernel's range of
+// ephemeral ports, so that no outgoing connection takes it while its
+// listener is down.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 1000 {
+		port := 10000 + rand.IntN(max(lo-10000, 1))
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatalf("no free port below %d", lo)
+	return 0
 }
 
 // poll calls cond every interval until it returns nil or the deadline

@@ -55,21 +55,11 @@ type system struct {
 	pgLinks    map[string]*link // by process name
 	kafkaLink  *link
 	broker     *proc
-	writers    []*writerProc
-	projectors []*projectorProc
+	writers    []*proc
+	projectors []*proc
 
 	ledger *ledger
 	http   *http.Client // for probes and metrics
-}
-
-type writerProc struct {
-	*proc
-	url string
-}
-
-type projectorProc struct {
-	*proc
-	url string
 }
 
 // startSystem builds the binaries and starts everything.
@@ -146,7 +136,7 @@ func startSystem(t *testing.T) *system {
 
 	// dbURL gives a process its own link to PostgreSQL.
 	dbURL := func(name string) string {
-		l, err := s.net.add("pg-"+name, "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", s.pg.port))
+		l, err := s.net.add("pg-"+name, fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", s.pg.port))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,22 +145,20 @@ func startSystem(t *testing.T) *system {
 	}
 	for i := range nWriters {
 		name := fmt.Sprintf("writer-%d", i+1)
-		url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-		w := &writerProc{url: url, proc: &proc{name: name, bin: writerBin, args: []string{"serve"},
+		w := &proc{name: name, bin: writerBin, args: []string{"serve"},
 			logPath: filepath.Join(s.dir, name+".log"),
-			env:     append(shared, "STRATA_DATABASE_URL="+dbURL(name), "STRATA_HTTP_ADDR="+strings.TrimPrefix(url, "http://"))}}
-		w.ready = s.readyz(url, "writer listening on")
+			env:     append(shared, "STRATA_DATABASE_URL="+dbURL(name), "STRATA_HTTP_ADDR=127.0.0.1:0")}
+		w.ready = s.readyz(w, "writer listening on ")
 		t.Cleanup(w.close)
 		s.writers = append(s.writers, w)
 	}
 	for i := range nProjectors {
 		name := fmt.Sprintf("projector-%d", i+1)
-		url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-		p := &projectorProc{url: url, proc: &proc{name: name, bin: projectorBin,
+		p := &proc{name: name, bin: projectorBin,
 			args:    []string{"run", "--session-timeout", sessionTimeout.String()},
 			logPath: filepath.Join(s.dir, name+".log"),
-			env:     append(shared, "STRATA_DATABASE_URL="+dbURL(name), "STRATA_HTTP_ADDR="+strings.TrimPrefix(url, "http://"))}}
-		p.ready = s.readyz(url, "projector running")
+			env:     append(shared, "STRATA_DATABASE_URL="+dbURL(name), "STRATA_HTTP_ADDR=127.0.0.1:0")}
+		p.ready = s.readyz(p, "projector running ")
 		t.Cleanup(p.close)
 		s.projectors = append(s.projectors, p)
 	}
@@ -200,13 +188,18 @@ func baseEnv() []string {
 	return env
 }
 
-// readyz returns a readiness check: the first line starts with prefix and
-// url/readyz answers 200.
-func (s *system) readyz(url, prefix string) func(string) error {
+// readyz returns a readiness check for p, which listens on a port of its
+// choosing (each incarnation its own: no port is reserved and then lost to
+// another socket): its first line starts with prefix and names its
+// address, http://..., and that address's /readyz answers 200.
+func (s *system) readyz(p *proc, prefix string) func(string) error {
 	return func(line string) error {
-		if !strings.HasPrefix(line, prefix) {
-			return fmt.Errorf("printed %q, want %q...", line, prefix)
+		_, rest, ok := strings.Cut(line, "http://")
+		if !strings.HasPrefix(line, prefix) || !ok || rest == "" {
+			return fmt.Errorf("printed %q, want %q... http://...", line, prefix)
 		}
+		url := "http://" + strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == ';' })[0]
+		p.setURL(url)
 		return poll(startTimeout, 50*time.Millisecond, func() error {
 			resp, err := s.http.Get(url + "/readyz")
 			if err != nil {
@@ -224,20 +217,15 @@ func (s *system) readyz(url, prefix string) func(string) error {
 // procs lists every process.
 func (s *system) procs() []*proc {
 	ps := []*proc{s.broker}
-	for _, w := range s.writers {
-		ps = append(ps, w.proc)
-	}
-	for _, p := range s.projectors {
-		ps = append(ps, p.proc)
-	}
-	return ps
+	ps = append(ps, s.writers...)
+	return append(ps, s.projectors...)
 }
 
 // writerURLs lists the writers' API addresses, as a load balancer would.
 func (s *system) writerURLs() []string {
 	var urls []string
 	for _, w := range s.writers {
-		urls = append(urls, w.url)
+		urls = append(urls, w.url())
 	}
 	return urls
 }
@@ -250,9 +238,9 @@ type relayState struct {
 }
 
 // relay reads writer w's relay metrics.
-func (s *system) relay(w *writerProc) (relayState, error) {
+func (s *system) relay(w *proc) (relayState, error) {
 	st := relayState{incarnation: w.incarnation()}
-	resp, err := s.http.Get(w.url + "/metrics")
+	resp, err := s.http.Get(w.url() + "/metrics")
 	if err != nil {
 		return st, err
 	}
@@ -275,14 +263,14 @@ func (s *system) relay(w *writerProc) (relayState, error) {
 		}
 	}
 	if found < 2 {
-		return st, fmt.Errorf("%s/metrics lacks the relay's metrics", w.url)
+		return st, fmt.Errorf("%s/metrics lacks the relay's metrics", w.url())
 	}
 	return st, sc.Err()
 }
 
 // publishedSince waits until the relay of one of ws has committed a Kafka
 // transaction after base was read, and returns when it saw that.
-func (s *system) publishedSince(ws []*writerProc, base map[*writerProc]relayState, within time.Duration) (time.Time, error) {
+func (s *system) publishedSince(ws []*proc, base map[*proc]relayState, within time.Duration) (time.Time, error) {
 	var at time.Time
 	err := poll(within, 25*time.Millisecond, func() error {
 		for _, w := range ws {
@@ -306,8 +294,8 @@ func (s *system) publishedSince(ws []*writerProc, base map[*writerProc]relayStat
 
 // relayBase reads the relay counters of ws; one that does not answer
 // counts from 0.
-func (s *system) relayBase(ws []*writerProc) map[*writerProc]relayState {
-	base := map[*writerProc]relayState{}
+func (s *system) relayBase(ws []*proc) map[*proc]relayState {
+	base := map[*proc]relayState{}
 	for _, w := range ws {
 		if st, err := s.relay(w); err == nil {
 			base[w] = st
@@ -334,9 +322,9 @@ func newUUID() string {
 // with a 2s deadline, several in flight) until every one of them has
 // acknowledged a probe that was sent at or after from; it returns the
 // time by which they all had.
-func (s *system) appendsAnswer(ws []*writerProc, from time.Time, within time.Duration) (time.Time, error) {
+func (s *system) appendsAnswer(ws []*proc, from time.Time, within time.Duration) (time.Time, error) {
 	type result struct {
-		w  *writerProc
+		w  *proc
 		at time.Time
 	}
 	results := make(chan result, 1024)
@@ -344,7 +332,7 @@ func (s *system) appendsAnswer(ws []*writerProc, from time.Time, within time.Dur
 	var wg sync.WaitGroup
 	defer wg.Wait() // after close(done): the probes in flight end within their deadline
 	defer close(done)
-	pending := map[*writerProc]bool{}
+	pending := map[*proc]bool{}
 	for _, w := range ws {
 		pending[w] = true
 	}
@@ -362,7 +350,7 @@ func (s *system) appendsAnswer(ws []*writerProc, from time.Time, within time.Dur
 			go func() {
 				defer wg.Done()
 				start := time.Now()
-				if s.ledger.probe(s.http, w.url, id, newUUID(), 2*time.Second) && !start.Before(from) {
+				if s.ledger.probe(s.http, w.url(), id, newUUID(), 2*time.Second) && !start.Before(from) {
 					select {
 					case results <- result{w, time.Now()}:
 					case <-done:
