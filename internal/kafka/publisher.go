@@ -204,24 +204,29 @@ func (p *Publisher) Init(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("the checkpoint topic: %w", err)
 	}
+	var producer int64
 	rctx, cancel = p.requestContext(ctx)
-	err = p.call(rctx, "initialise the transactional producer", func(ctx context.Context) error {
-		_, _, err := p.cl.ProducerID(ctx)
+	err = p.call(rctx, "initialise the transactional producer", func(ctx context.Context) (err error) {
+		producer, _, err = p.cl.ProducerID(ctx)
 		return err
 	})
 	cancel()
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("initialise the transactional producer: %w", err)
 	}
-	if err := p.waitNoOpenTransaction(ctx); err != nil {
+	if err := p.waitNoOpenTransaction(ctx, producer); err != nil {
 		return Checkpoint{}, err
 	}
 	return p.lastCheckpoint(ctx)
 }
 
-// waitNoOpenTransaction waits until no transaction is open on the
-// checkpoint partition, for at most twice the transaction timeout.
-func (p *Publisher) waitNoOpenTransaction(ctx context.Context) error {
+// waitNoOpenTransaction waits until no transaction of producer (this
+// store's: its id stays the same from one epoch to the next) is open on
+// the checkpoint partition, for at most twice the transaction timeout.
+// Transactions of other producers there are other stores' (stores that
+// share a topic prefix share the checkpoint topic): they are not waited
+// for, or a busy store would keep the others' relays from starting.
+func (p *Publisher) waitNoOpenTransaction(ctx context.Context, producer int64) error {
 	topic := p.cfg.CheckpointTopic()
 	deadline := time.Now().Add(2 * p.opts.TransactionTimeout)
 	for logged := false; ; {
@@ -242,7 +247,7 @@ func (p *Publisher) waitNoOpenTransaction(ctx context.Context) error {
 				perr = dp.Err
 			}
 			dp.ActiveProducers.Each(func(d kadm.DescribedProducer) {
-				if d.CurrentTxnStartOffset >= 0 {
+				if d.ProducerID == producer && d.CurrentTxnStartOffset >= 0 {
 					open++
 				}
 			})
@@ -268,8 +273,12 @@ func (p *Publisher) waitNoOpenTransaction(ctx context.Context) error {
 	}
 }
 
-// lastCheckpoint reads the checkpoint topic up to its last stable offset
-// and returns this store's latest checkpoint.
+// lastCheckpoint returns this store's latest committed checkpoint. It
+// reads the checkpoint topic backwards, in windows that grow fourfold, each
+// read to the topic's last stable offset: the latest checkpoint is near the
+// end, unless other stores that share the topic have written much since.
+// A read that cannot reach the end in time fails: resuming from an older
+// checkpoint would publish again what is in Kafka already.
 func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	topic := p.cfg.CheckpointTopic()
 	var ends, starts kadm.ListedOffsets
@@ -290,35 +299,53 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	if end.Err != nil || start.Err != nil {
 		return Checkpoint{}, fmt.Errorf("offsets of %s: %v %v", topic, end.Err, start.Err)
 	}
-	var cp Checkpoint
-	if end.Offset <= start.Offset {
-		return cp, nil
-	}
-	p.reader.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(start.Offset)}})
-	defer p.reader.RemoveConsumePartitions(map[string][]int32{topic: {0}})
-	for next := start.Offset; next < end.Offset; {
-		// A consumer's poll ends with its context: no need to bound it.
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		fetches := p.reader.PollFetches(pctx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return Checkpoint{}, err
+	for window := int64(64); ; window *= 4 {
+		from := max(start.Offset, end.Offset-window)
+		if from >= end.Offset {
+			return Checkpoint{}, nil // an empty topic
 		}
-		if fetches.Empty() {
-			break // nothing more to fetch: compaction removed the offsets left
+		var cp Checkpoint
+		var found bool
+		rctx, cancel := p.requestContext(ctx)
+		err := p.call(rctx, "read checkpoints", func(ctx context.Context) (err error) {
+			cp, found, err = p.readCheckpoints(ctx, from, end.Offset)
+			return err
+		})
+		cancel()
+		if err != nil {
+			return Checkpoint{}, fmt.Errorf("read %s from offset %d to %d: %w", topic, from, end.Offset, err)
+		}
+		if found || from == start.Offset {
+			return cp, nil
+		}
+	}
+}
+
+// readCheckpoints reads the checkpoint partition from offset from to end,
+// all of it, and returns the last checkpoint of this store there.
+func (p *Publisher) readCheckpoints(ctx context.Context, from, end int64) (cp Checkpoint, found bool, err error) {
+	topic := p.cfg.CheckpointTopic()
+	p.reader.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}})
+	defer p.reader.RemoveConsumePartitions(map[string][]int32{topic: {0}})
+	// The reader keeps control records (transaction markers): the last
+	// offset before a last stable offset is one, so the read can tell
+	// when it has reached the end.
+	for next := from; next < end; {
+		fetches := p.reader.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return Checkpoint{}, false, err
 		}
 		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				ferr = err
-			}
-		})
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
 		if ferr != nil {
-			return Checkpoint{}, fmt.Errorf("read %s: %w", topic, ferr)
+			return Checkpoint{}, false, ferr
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= end || ferr != nil {
+				return
+			}
 			next = r.Offset + 1
-			if r.Attrs.IsControl() || string(r.Key) != p.cfg.StoreName || r.Offset >= end.Offset {
+			if r.Attrs.IsControl() || string(r.Key) != p.cfg.StoreName {
 				return
 			}
 			var c Checkpoint
@@ -326,13 +353,13 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 				ferr = fmt.Errorf("checkpoint at %s/0@%d: %w", topic, r.Offset, err)
 				return
 			}
-			cp = c
+			cp, found = c, true
 		})
 		if ferr != nil {
-			return Checkpoint{}, ferr
+			return Checkpoint{}, false, ferr
 		}
 	}
-	return cp, nil
+	return cp, found, nil
 }
 
 // Publish stores events in their topics and cp in the checkpoint topic,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
@@ -134,39 +135,124 @@ func TestAFencedZombiesRecordsNeverBecomeVisible(t *testing.T) {
 	}
 }
 
-// A transaction left open on the checkpoint partition (by a broker that did
-// not abort it, say) holds a new publisher back until it ends: the
-// publisher does not count on the broker aborting it at the fence.
-func TestInitWaitsOutAnOpenTransactionOnTheCheckpointPartition(t *testing.T) {
+// A transaction of this store's producer left open on the checkpoint
+// partition (by a broker that did not abort it at the fence, say) holds a
+// new publisher back until it ends: the publisher does not count on the
+// broker aborting it. kfake always aborts it, so the broker's answers to
+// DescribeProducers say it is open, three times.
+func TestInitWaitsOutAnOpenTransactionOfItsOwnProducer(t *testing.T) {
+	broker, err := harness.StartKafka(harness.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Stop()
 	cfg := testConfig(t)
+	cfg.Brokers = broker.Brokers()
 	if _, err := newPublisher(t, cfg, "first").Init(ctx); err != nil { // creates the checkpoint topic
 		t.Fatal(err)
 	}
-	opts, _ := cfg.ClientOptions()
-	dangling, err := kgo.NewClient(append(opts, kgo.TransactionalID("someone-else"), kgo.TransactionTimeout(2*time.Second),
+	p := newPublisher(t, cfg, "second")
+	c := broker.Cluster()
+	described := 0
+	c.ControlKey(kmsg.DescribeProducers.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if described++; described > 3 {
+			return nil, nil, false
+		}
+		id, epoch, err := p.cl.ProducerID(ctx) // known by now: Init asks for it first
+		if err != nil {
+			return nil, err, true
+		}
+		resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+		resp.SetVersion(req.GetVersion())
+		topic := kmsg.NewDescribeProducersResponseTopic()
+		topic.Topic = cfg.CheckpointTopic()
+		partition := kmsg.NewDescribeProducersResponseTopicPartition()
+		open := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
+		open.ProducerID, open.ProducerEpoch, open.CurrentTxnStartOffset = id, int32(epoch)-1, 0
+		partition.ActiveProducers = append(partition.ActiveProducers, open)
+		topic.Partitions = append(topic.Partitions, partition)
+		resp.Topics = append(resp.Topics, topic)
+		return resp, nil, true
+	})
+	if _, err := p.Init(ctx); err != nil {
+		t.Fatalf("Init = %v", err)
+	}
+	if described < 4 {
+		t.Errorf("Init asked for the producers %d times; want it to wait out the open transaction (4 asks)", described)
+	}
+}
+
+// A slow answer while Init reads the checkpoint topic must not make it
+// resume from an older checkpoint, or from none: Init reads to the topic's
+// end, or fails.
+func TestInitReadsTheCheckpointTopicToItsEndThroughASlowFetch(t *testing.T) {
+	broker, err := harness.StartKafka(harness.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Stop()
+	cfg := testConfig(t)
+	cfg.Brokers = broker.Brokers()
+	first := newPublisher(t, cfg, "first")
+	if _, err := first.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := first.Publish(ctx, events("Order-1", i, 1), Checkpoint{Cursor: eventstore.Cursor(fmt.Sprint("after-", i)), Position: int64(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next fetch is answered after 3.5s: longer than a consumer's
+	// poll waited before, shorter than Init's bound with a 10s
+	// transaction timeout.
+	c := broker.Cluster()
+	slowed := false
+	c.ControlKey(kmsg.Fetch.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !slowed {
+			slowed = true
+			c.SleepControl(func() { time.Sleep(3500 * time.Millisecond) })
+		}
+		return nil, nil, false
+	})
+	p, err := NewPublisher(cfg, PublisherOptions{Instance: "second", TransactionTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cp, err := p.Init(ctx)
+	if err != nil || cp.Cursor != "after-3" {
+		t.Errorf("Init through a slow fetch = %+v, %v; want the last checkpoint, after-3", cp, err)
+	}
+}
+
+// Stores that share a topic prefix share the checkpoint topic. A busy
+// relay of one, whose transactions are open on the checkpoint partition
+// nearly all the time, must not keep another's from starting.
+func TestAnotherStoresOpenTransactionDoesNotHoldInitBack(t *testing.T) {
+	mine := testConfig(t)
+	theirs := mine
+	theirs.StoreName = harness.UniqueName("other")
+	if _, err := newPublisher(t, mine, "first").Init(ctx); err != nil { // creates the checkpoint topic
+		t.Fatal(err)
+	}
+	opts, _ := theirs.ClientOptions()
+	busy, err := kgo.NewClient(append(opts, kgo.TransactionalID(theirs.TransactionalID()), kgo.TransactionTimeout(time.Minute),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dangling.Close()
-	if err := dangling.BeginTransaction(); err != nil {
+	defer busy.Close()
+	if err := busy.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	r := &kgo.Record{Topic: cfg.CheckpointTopic(), Partition: 0, Key: []byte(cfg.StoreName), Value: []byte(`{"cursor":"dangling"}`)}
-	if err := dangling.ProduceSync(ctx, r).FirstErr(); err != nil {
+	r := &kgo.Record{Topic: theirs.CheckpointTopic(), Partition: 0, Key: []byte(theirs.StoreName), Value: []byte(`{"cursor":"theirs"}`)}
+	if err := busy.ProduceSync(ctx, r).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	cp, err := newPublisher(t, cfg, "second").Init(ctx)
-	waited := time.Since(start)
-	if err != nil {
-		t.Fatalf("Init = %v", err)
+	// Their transaction stays open for the rest of the test.
+	cp, err := newPublisher(t, mine, "mine").Init(ctx)
+	if err != nil || cp.Cursor != "" {
+		t.Errorf("Init beside another store's open transaction = %+v, %v; want no checkpoint, no error", cp, err)
 	}
-	if waited < 1500*time.Millisecond {
-		t.Errorf("Init returned after %s, before the open transaction could have ended", waited)
-	}
-	if cp.Cursor == "dangling" {
-		t.Errorf("Init returned the uncommitted checkpoint of the open transaction")
-	}
-	t.Logf("Init waited %s for the open transaction to be aborted", waited.Round(time.Millisecond))
 }
