@@ -53,8 +53,8 @@ bench: deps
 	$(GO) run ./cmd/bench $(BENCHFLAGS)
 
 # The fault-injection suite alone, run long, with its table (-v): `make chaos
-# DURATION=10m`; CHAOS_SEED=N replays a run's choices. A short run (60s) is
-# part of `make test`. See README.md, "The chaos suite".
+# DURATION=10m`; CHAOS_SEED=N replays a run's choices. It is not yet
+# part of `make test` (see `test` above). See README.md, "The chaos suite".
 DURATION      ?= 10m
 CHAOS_TIMEOUT ?= 3h
 chaos: deps
