@@ -63,7 +63,7 @@ func round(d time.Duration) string {
 func (r *report) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos run: seed %d, faults for %s (DURATION=%s)\n", r.seed, r.faultTime.Round(time.Second), r.duration)
-	fmt.Fprintf(&b, "load: %d appends (%d acknowledged, %d never answered), %d retries of unanswered appends; %d events stored, %d records in Kafka; settled and checked in %s\n\n",
+	fmt.Fprintf(&b, "load: %d appends (%d acknowledged, %d never answered: recovery probes, which are not retried), %d retries of unanswered appends; %d events stored, %d records in Kafka; settled and checked in %s\n\n",
 		r.appends, r.acked, r.unanswered, r.retries, r.stored, r.published, r.settle.Round(100*time.Millisecond))
 
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
