@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,21 +95,45 @@ func (s *Store) appendGrouped(ctx context.Context, stream eventstore.StreamID, e
 		g.running++
 	}
 	g.mu.Unlock()
-	if lead {
-		s.leadGroups(ctx)
-	}
 	var r groupedResult
-	select {
-	case r = <-a.done:
-	case <-ctx.Done():
-		// The group may still store the event; as with any append whose
-		// caller leaves, the outcome is the caller's to ask again.
-		return eventstore.AppendResult{}, ctx.Err()
+	if lead {
+		// A leader's own append is answered by the time it stops leading;
+		// its deadline may have passed meanwhile, but the answer is the truth.
+		s.leadGroups(ctx)
+		r = <-a.done
+	} else {
+		select {
+		case r = <-a.done:
+		case <-ctx.Done():
+			if g.withdraw(a) {
+				return eventstore.AppendResult{}, ctx.Err() // never sent: nothing was stored
+			}
+			// Its group is running and may store it: wait for the
+			// group's answer, which comes within groupTimeout and the
+			// settle timeout, rather than give one that may be false.
+			r = <-a.done
+		}
 	}
 	if r.ok || r.settled {
 		return r.res, r.err
 	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, err // the group did not store it, and the caller has left
+	}
 	return s.appendOnce(ctx, stream, expected, known, []eventstore.EventData{e})
+}
+
+// withdraw takes a out of pending and reports whether it was still there,
+// that is, not yet sent in a group.
+func (g *appendGroups) withdraw(a *groupedAppend) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	i := slices.Index(g.pending, a)
+	if i < 0 {
+		return false
+	}
+	g.pending = slices.Delete(g.pending, i, i+1)
+	return true
 }
 
 // leadGroups runs groups until none is pending, then gives its slot back.

@@ -60,8 +60,30 @@ func TestConcurrentSingleAppendsAreGroupedAndExact(t *testing.T) {
 // the first go, so that the queue is stored by one statement.
 func gather(t *testing.T, s *Store, appends []func() error) []error {
 	t.Helper()
+	release := holdSlot(t, s)
+	errs := make([]error, len(appends))
+	var wg sync.WaitGroup
+	for i, f := range appends {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = f() }()
+	}
+	waitFor(t, "the appends to queue", func() bool { return s.groups.state().pending == len(appends) })
+	before := s.groups.statements.Load()
+	release()
+	wg.Wait()
+	if n := s.groups.statements.Load() - before; n != 1 {
+		t.Fatalf("the queued appends took %d statements, want one group", n)
+	}
+	return errs
+}
+
+// holdSlot occupies the store's only group slot with an append that waits
+// for a lock; release lets it go. (Its answer comes once it has run the
+// groups queued behind it too: the test's end checks it.)
+func holdSlot(t *testing.T, s *Store) (release func()) {
+	t.Helper()
 	if s.groups.slots != 1 {
-		t.Fatalf("gather needs a store with one group slot")
+		t.Fatalf("holdSlot needs a store with one group slot")
 	}
 	blocker := begin(t, s)
 	appendInTx(t, blocker, "Order-gate", storetest.Event("E", "gate"))
@@ -70,34 +92,26 @@ func gather(t *testing.T, s *Store, appends []func() error) []error {
 		_, err := s.Append(ctx, eventstore.MustParseStreamID("Order-gate"), eventstore.Any, []eventstore.EventData{storetest.Event("E", "waits")})
 		gate <- err
 	}()
-	waitFor(t, "the gate append to hold the slot", func() bool {
-		s.groups.mu.Lock()
-		defer s.groups.mu.Unlock()
-		return s.groups.running == 1 && len(s.groups.pending) == 0
+	waitFor(t, "the gate append to hold the slot", func() bool { return s.groups.state() == (groupState{running: 1}) })
+	t.Cleanup(func() {
+		if err := <-gate; err != nil {
+			t.Errorf("gate append: %v", err)
+		}
 	})
-	errs := make([]error, len(appends))
-	var wg sync.WaitGroup
-	for i, f := range appends {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = f() }()
+	return func() {
+		t.Helper()
+		if err := blocker.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitFor(t, "the appends to queue", func() bool {
-		s.groups.mu.Lock()
-		defer s.groups.mu.Unlock()
-		return len(s.groups.pending) == len(appends)
-	})
-	before := s.groups.statements.Load()
-	if err := blocker.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if err := <-gate; err != nil {
-		t.Fatalf("gate append: %v", err)
-	}
-	if n := s.groups.statements.Load() - before; n != 1 {
-		t.Fatalf("the queued appends took %d statements, want one group", n)
-	}
-	return errs
+}
+
+type groupState struct{ running, pending int }
+
+func (g *appendGroups) state() groupState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return groupState{g.running, len(g.pending)}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
