@@ -10,3 +10,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) eventstore.Store { return New() })
 }
+
+func TestTailer(t *testing.T) {
+	storetest.RunTailer(t, func(t *testing.T) storetest.TailStore { return New() })
+}

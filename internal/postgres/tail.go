@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+var _ eventstore.Tailer = (*Store)(nil)
+
+// ReadTail implements eventstore.Tailer. It reads as readCursor does and
+// gives, for each event, the cursor of its slice positioned after it.
+func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.Cursor, limit int) (eventstore.TailPage, error) {
+	c, limit, err := s.tailCursor(category, after, limit)
+	if err != nil {
+		return eventstore.TailPage{}, err
+	}
+	var page eventstore.TailPage
+	movedToHead := false
+	for {
+		cut, now, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		if err != nil {
+			return eventstore.TailPage{}, translate(err)
+		}
+		if !c.b.containedIn(now) {
+			return eventstore.TailPage{}, errFromLater
+		}
+		addTail(&page, c, events)
+		if len(page.Events) == limit {
+			c.after = events[len(events)-1].GlobalPosition
+			page.Next = c.encode()
+			return page, nil
+		}
+		if slice := c.b.cut(cut); !slice.equal(c.b) {
+			c.a, c.after = slice, 0
+			continue
+		}
+		c.a, c.b, c.after = c.b, now, 0
+		if len(page.Events) > 0 || movedToHead {
+			page.Next = c.encode()
+			return page, nil
+		}
+		movedToHead = true
+	}
+}
+
+// ReadBetween implements eventstore.Tailer. A cursor that is not in the
+// middle of a slice (after is 0) stands where every transaction visible
+// in its a has been read and nothing else: from such a cursor, the reader
+// reaches to by reading the batch (from.a, to.a] — valid when from.a is
+// contained in to.a — whose cursors keep b = to.a until it is read.
+func (s *Store) ReadBetween(ctx context.Context, category string, from, to eventstore.Cursor, limit int) (eventstore.TailPage, bool, error) {
+	c, limit, err := s.tailCursor(category, from, limit)
+	if err != nil {
+		return eventstore.TailPage{}, false, err
+	}
+	target, err := decodeCursor(to, category, s.epoch.Load())
+	if err != nil {
+		return eventstore.TailPage{}, false, err
+	}
+	switch {
+	case target.after != 0:
+		return eventstore.TailPage{}, false, eventstore.ErrNotBehind
+	case c.b.equal(target.a): // on the way already
+	case c.after != 0 || !c.a.containedIn(target.a):
+		return eventstore.TailPage{}, false, eventstore.ErrNotBehind
+	default:
+		c.b = target.a
+	}
+	var page eventstore.TailPage
+	for {
+		if c.a.equal(c.b) {
+			page.Next = to
+			return page, true, nil
+		}
+		cut, now, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		if err != nil {
+			return eventstore.TailPage{}, false, translate(err)
+		}
+		if !c.b.containedIn(now) {
+			return eventstore.TailPage{}, false, errFromLater
+		}
+		addTail(&page, c, events)
+		if len(page.Events) == limit {
+			c.after = events[len(events)-1].GlobalPosition
+			page.Next = c.encode()
+			return page, false, nil
+		}
+		if slice := c.b.cut(cut); !slice.equal(c.b) {
+			c.a, c.after = slice, 0
+			continue
+		}
+		page.Next = to
+		return page, true, nil
+	}
+}
+
+var errFromLater = eventstore.Errorf(eventstore.CodeInvalidRequest,
+	"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
+
+func (s *Store) tailCursor(category string, after eventstore.Cursor, limit int) (cursor, int, error) {
+	if category != "" {
+		if err := eventstore.ValidateCategory(category); err != nil {
+			return cursor{}, 0, err
+		}
+	}
+	limit, err := eventstore.NormalizeLimit(limit)
+	if err != nil {
+		return cursor{}, 0, err
+	}
+	c, err := decodeCursor(after, category, s.epoch.Load())
+	return c, limit, err
+}
+
+// addTail appends events read from c's slice, each with the cursor after it.
+func addTail(page *eventstore.TailPage, c cursor, events []eventstore.RecordedEvent) {
+	for _, e := range events {
+		c.after = e.GlobalPosition
+		page.Events = append(page.Events, e)
+		page.After = append(page.After, c.encode())
+	}
+}
