@@ -24,6 +24,11 @@ var ErrNotBehind = errors.New("the cursor is not behind the other")
 // head of $all (or a category) for all of them, and each subscriber, once
 // it has caught up on its own, joins that reader at one of its cursors.
 type Tailer interface {
+	// Head returns a cursor that has passed every event committed so far
+	// in $all (category "") or a category: a reader from it sees only
+	// what commits later.
+	Head(ctx context.Context, category string) (Cursor, error)
+
 	// ReadTail reads like ReadAll (category "") or ReadCategory and gives
 	// the cursor after each event.
 	ReadTail(ctx context.Context, category string, after Cursor, limit int) (TailPage, error)

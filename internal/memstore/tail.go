@@ -8,6 +8,21 @@ import (
 
 var _ eventstore.Tailer = (*Store)(nil)
 
+// Head implements eventstore.Tailer.
+func (s *Store) Head(ctx context.Context, category string) (eventstore.Cursor, error) {
+	if category != "" {
+		if err := eventstore.ValidateCategory(category); err != nil {
+			return "", err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return encodeCursor(category, int64(len(s.events))), nil
+}
+
 // ReadTail implements eventstore.Tailer.
 func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.Cursor, limit int) (eventstore.TailPage, error) {
 	page, _, err := s.tail(ctx, category, after, "", limit)

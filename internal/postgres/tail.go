@@ -8,6 +8,25 @@ import (
 
 var _ eventstore.Tailer = (*Store)(nil)
 
+// Head implements eventstore.Tailer: the cursor (now, now], whose reader
+// has read every transaction visible now.
+func (s *Store) Head(ctx context.Context, category string) (eventstore.Cursor, error) {
+	c, _, err := s.tailCursor(category, "", 0)
+	if err != nil {
+		return "", err
+	}
+	var text string
+	if err := s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&text); err != nil {
+		return "", translate(err)
+	}
+	now, err := parseSnapshot(text)
+	if err != nil {
+		return "", err
+	}
+	c.a, c.b = now, now
+	return c.encode(), nil
+}
+
 // ReadTail implements eventstore.Tailer. It reads as readCursor does and
 // gives, for each event, the cursor of its slice positioned after it.
 func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.Cursor, limit int) (eventstore.TailPage, error) {

@@ -20,6 +20,7 @@ type TailStore interface {
 func RunTailer(t *testing.T, newStore func(t *testing.T) TailStore) {
 	t.Run("a tail page's cursors each resume after their event", func(t *testing.T) { testTailCursors(t, newStore(t)) })
 	t.Run("a reader behind joins another at its head without a gap or a repeat", func(t *testing.T) { testJoin(t, newStore(t)) })
+	t.Run("a reader from the head sees only later events", func(t *testing.T) { testHead(t, newStore(t)) })
 	t.Run("a reader ahead cannot join one behind it", func(t *testing.T) { testJoinAhead(t, newStore(t)) })
 }
 
@@ -120,5 +121,31 @@ func testJoinAhead(t *testing.T, s TailStore) {
 	}
 	if _, _, err := s.ReadBetween(ctx, "Order", ahead, behind, 10); eventstore.ErrorCode(err) != eventstore.CodeInvalidRequest {
 		t.Errorf("ReadBetween with $all cursors for a category = %v, want invalid_request", err)
+	}
+}
+
+func testHead(t *testing.T, s TailStore) {
+	appendRound(t, s, 0)
+	for _, category := range []string{"", "Order"} {
+		head, err := s.Head(ctx, category)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ReadAllEvents(t, s, category, head, 10); len(got) != 0 {
+			t.Errorf("read from the head of %q before any append: %v, want nothing", category, ids(got))
+		}
+		MustAppend(t, s, "Order-new"+category, eventstore.NoStream, Event("E", "new"))
+		got, _ := ReadAllEvents(t, s, category, head, 10)
+		if diff := cmp.Diff([]string{"Order-new" + category + "@1"}, ids(got)); diff != "" {
+			t.Errorf("read from the head of %q (-want +got):\n%s", category, diff)
+		}
+		page, done, err := s.ReadBetween(ctx, category, "", head, 1000)
+		if err != nil || !done {
+			t.Fatalf("ReadBetween(start, head) = done %v, %v", done, err)
+		}
+		all, _ := ReadAllEvents(t, s, category, "", 1000)
+		if diff := cmp.Diff(ids(all[:len(all)-1]), ids(page.Events)); diff != "" {
+			t.Errorf("ReadBetween(start, head of %q) (-every event before the head +got):\n%s", category, diff)
+		}
 	}
 }

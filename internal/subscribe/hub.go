@@ -1,0 +1,258 @@
+// Package subscribe follows $all, a category or a stream live, for the
+// writer's Server-Sent Events.
+//
+// One feed per category ("" for $all) reads the head of the log for every
+// subscriber of it, woken by this writer's appends and by a poll for those
+// of other writers. A subscriber first catches up on its own, from its
+// position, and then joins its feed at one of the feed's cursors
+// (eventstore.Tailer.ReadBetween), so it sees every event once, in the
+// order of its own cursors: no gap and no repeat at the switch, no late
+// commit skipped, each stream in version order. The feed hands each page
+// to its subscribers without waiting: a subscriber whose bounded buffer is
+// full is cut off (ErrTooSlow) and resumes from its last position, so a
+// slow one never slows the others or the appends.
+package subscribe
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-events/strata/internal/eventstore"
+)
+
+// Store is what subscriptions read.
+type Store interface {
+	eventstore.Tailer
+	ReadStream(ctx context.Context, stream eventstore.StreamID, q eventstore.StreamQuery) (eventstore.StreamPage, error)
+}
+
+// Defaults of Options.
+const (
+	DefaultPollInterval = 100 * time.Millisecond
+	DefaultPageSize     = 500
+	DefaultBuffer       = 10000
+)
+
+// Options configures a Hub; the zero value gives the defaults.
+type Options struct {
+	// PollInterval is how often a feed reads the head when nothing woke
+	// it: how late appends through other writers arrive at most, beyond
+	// the read itself. Default 100ms.
+	PollInterval time.Duration
+	// PageSize is the most events one read returns; default 500.
+	PageSize int
+	// Buffer is how many events a subscriber may have waiting before it
+	// is cut off as too slow; default 10,000.
+	Buffer int
+	Logger *slog.Logger
+}
+
+// ErrTooSlow ends a subscription whose reader fell too far behind.
+var ErrTooSlow = errors.New("the subscriber fell too far behind and was disconnected; resume from the last event id received")
+
+// Hub runs the feeds. It is safe for concurrent use.
+type Hub struct {
+	store Store
+	opts  Options
+	ctx   context.Context // ends the feeds
+
+	mu    sync.Mutex
+	feeds map[string]*feed
+}
+
+// NewHub returns a Hub whose feeds stop when ctx ends.
+func NewHub(ctx context.Context, store Store, opts Options) *Hub {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{store: store, opts: opts, ctx: ctx, feeds: map[string]*feed{}}
+}
+
+// Notify wakes the feeds that an append to category may concern: its own
+// and $all's. It never blocks.
+func (h *Hub) Notify(category string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range []string{"", category} {
+		if f := h.feeds[c]; f != nil {
+			f.wakeUp()
+		}
+	}
+}
+
+// batch is one read of a feed: the events after start, up to next.
+type batch struct {
+	start, next eventstore.Cursor
+	page        eventstore.TailPage
+}
+
+// feed reads the head of one category for its subscribers.
+type feed struct {
+	hub      *Hub
+	category string
+	wake     chan struct{}
+	stop     context.CancelFunc
+	subs     map[*member]struct{} // guarded by hub.mu
+}
+
+// member is a subscriber's place in a feed.
+type member struct {
+	ch     chan batch
+	room   int   // events it may still be sent; guarded by hub.mu
+	failed error // set when it was cut off; guarded by hub.mu
+	live   bool  // it has joined: empty batches are not sent; guarded by hub.mu
+	gone   chan struct{}
+}
+
+func (f *feed) wakeUp() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// join adds a member to the feed of category, starting the feed if need be.
+func (h *Hub) join(category string) *member {
+	m := &member{ch: make(chan batch, 1024), room: h.opts.Buffer, gone: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.feeds[category]
+	if f == nil {
+		ctx, stop := context.WithCancel(h.ctx)
+		f = &feed{hub: h, category: category, wake: make(chan struct{}, 1), stop: stop, subs: map[*member]struct{}{}}
+		h.feeds[category] = f
+		go f.run(ctx)
+	}
+	f.subs[m] = struct{}{}
+	return m
+}
+
+// leave takes a member out of its feed; the last one stops the feed.
+func (h *Hub) leave(category string, m *member) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.feeds[category]
+	if f == nil {
+		return
+	}
+	delete(f.subs, m)
+	if len(f.subs) == 0 {
+		f.stop()
+		delete(h.feeds, category)
+	}
+}
+
+// received gives a member back the room of a batch it has taken.
+func (h *Hub) received(m *member, n int) {
+	h.mu.Lock()
+	m.room += n
+	h.mu.Unlock()
+}
+
+// joined marks a member live: it needs no more empty batches to join at.
+func (h *Hub) joined(m *member) {
+	h.mu.Lock()
+	m.live = true
+	h.mu.Unlock()
+}
+
+// cutOff reports why a member was cut off, if it was.
+func (h *Hub) cutOff(m *member) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return m.failed
+}
+
+func (f *feed) run(ctx context.Context) {
+	h := f.hub
+	log := h.opts.Logger.With("feed", feedName(f.category))
+	cursor, err := f.head(ctx)
+	if err != nil {
+		return // ctx ended
+	}
+	timer := time.NewTimer(h.opts.PollInterval)
+	defer timer.Stop()
+	failures := 0
+	for {
+		page, err := h.store.ReadTail(ctx, f.category, cursor, h.opts.PageSize)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			if failures == 1 || failures%100 == 0 {
+				log.Warn("reading the head failed; retrying", "err", err, "failures", failures)
+			}
+		default:
+			failures = 0
+			f.publish(batch{start: cursor, next: page.Next, page: page})
+			cursor = page.Next
+			if len(page.Events) == h.opts.PageSize {
+				continue // more to read now
+			}
+		}
+		timer.Reset(h.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// head finds the feed's first cursor, retrying until ctx ends.
+func (f *feed) head(ctx context.Context) (eventstore.Cursor, error) {
+	for {
+		c, err := f.hub.store.Head(ctx, f.category)
+		if err == nil || ctx.Err() != nil {
+			return c, ctx.Err()
+		}
+		f.hub.opts.Logger.Warn("finding the head failed; retrying", "feed", feedName(f.category), "err", err)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(f.hub.opts.PollInterval):
+		}
+	}
+}
+
+// publish hands b to every member with room for it, and cuts off the
+// others. It never waits.
+func (f *feed) publish(b batch) {
+	h := f.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(b.page.Events)
+	for m := range f.subs {
+		if m.failed != nil || n == 0 && m.live {
+			continue
+		}
+		if m.room < n || len(m.ch) == cap(m.ch) {
+			m.failed = ErrTooSlow
+			close(m.gone)
+			continue
+		}
+		m.room -= n
+		m.ch <- b
+	}
+}
+
+func feedName(category string) string {
+	if category == "" {
+		return "$all"
+	}
+	return category
+}
