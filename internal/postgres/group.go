@@ -141,19 +141,42 @@ func (s *Store) leadGroups(ctx context.Context) {
 	g := s.groups
 	for {
 		g.mu.Lock()
-		n := min(len(g.pending), g.maxGroup)
-		if n == 0 {
+		batch := g.take()
+		if len(batch) == 0 {
 			g.running--
 			g.mu.Unlock()
 			return
 		}
-		batch := g.pending[:n:n]
-		g.pending = append([]*groupedAppend(nil), g.pending[n:]...)
 		g.mu.Unlock()
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), groupTimeout)
 		s.runGroup(gctx, batch)
 		cancel()
 	}
+}
+
+// take takes the next group out of pending: the oldest appends, up to
+// maxGroup, but none whose event id an append already in the group has.
+// One statement cannot tell which of two rows with one id it stored, so
+// the later stays pending, for a later group, where it conflicts with the
+// stored one and goes the single way (a replay or a duplicate id). The
+// caller holds g.mu.
+func (g *appendGroups) take() []*groupedAppend {
+	var batch, rest []*groupedAppend
+	ids := make(map[eventstore.UUID]bool, min(len(g.pending), g.maxGroup))
+	for i, a := range g.pending {
+		if len(batch) == g.maxGroup {
+			rest = append(rest, g.pending[i:]...)
+			break
+		}
+		if ids[a.event.ID] {
+			rest = append(rest, a)
+			continue
+		}
+		ids[a.event.ID] = true
+		batch = append(batch, a)
+	}
+	g.pending = rest
+	return batch
 }
 
 // groupTimeout bounds a group's statement; the appends in it are the
@@ -182,7 +205,6 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 	data := make([][]byte, n)
 	correlation, causation, user, tenant := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 	custom := make([]json.RawMessage, n)
-	byID := make(map[eventstore.UUID]*groupedAppend, n)
 	for i, a := range batch {
 		streams[i], categories[i] = a.stream.String(), a.stream.Category()
 		expected[i], known[i] = int64(a.expected), a.known
@@ -191,19 +213,18 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 		m := &e.Metadata
 		correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
 		custom[i] = customJSON(m.Custom)
-		byID[e.ID] = a
 	}
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		for _, a := range byID {
+		for _, a := range batch {
 			a.done <- groupedResult{err: err, settled: true} // nothing was sent
 		}
 		return
 	}
 	b := backendOf(conn)
 	rows, err := conn.Query(ctx, groupSQL, streams, categories, expected, known, ids, types, fps, data, correlation, causation, user, tenant, custom)
-	stored := map[eventstore.UUID]eventstore.AppendedEvent{}
+	stored := map[eventstore.UUID]eventstore.AppendedEvent{} // by event id, unique in a group (see take)
 	if err == nil {
 		var id [16]byte
 		var position, version int64
@@ -214,11 +235,11 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 	}
 	conn.Release()
 	if err != nil {
-		s.groupFailed(ctx, byID, b, err)
+		s.groupFailed(ctx, batch, b, err)
 		return
 	}
-	for id, a := range byID {
-		e, ok := stored[id]
+	for _, a := range batch {
+		e, ok := stored[a.event.ID]
 		if !ok {
 			a.done <- groupedResult{} // a conflict: the single way decides
 			continue
@@ -234,9 +255,9 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 // the server reported (a deadlock, say) stored nothing: each append tries
 // the single way. A lost connection may have committed the group: its
 // outcome is settled, for all its appends at once, and each is told.
-func (s *Store) groupFailed(ctx context.Context, byID map[eventstore.UUID]*groupedAppend, b backend, err error) {
+func (s *Store) groupFailed(ctx context.Context, batch []*groupedAppend, b backend, err error) {
 	if !ambiguous(ctx, err) {
-		for _, a := range byID {
+		for _, a := range batch {
 			if isUnavailable(err) {
 				a.done <- groupedResult{err: translate(err), settled: true} // nothing was sent
 			} else {
@@ -245,17 +266,15 @@ func (s *Store) groupFailed(ctx context.Context, byID map[eventstore.UUID]*group
 		}
 		return
 	}
-	us := make([]*unsettled, 0, len(byID))
-	owners := make([]*groupedAppend, 0, len(byID))
-	for _, a := range byID {
-		us = append(us, &unsettled{stream: a.stream, events: []eventstore.EventData{a.event}})
-		owners = append(owners, a)
+	us := make([]*unsettled, len(batch))
+	for i, a := range batch {
+		us[i] = &unsettled{stream: a.stream, events: []eventstore.EventData{a.event}}
 	}
 	s.settleAll(us, b, err)
 	for i, u := range us {
 		if u.err == nil {
 			s.versions.saw(u.stream.String(), u.res.LastVersion)
 		}
-		owners[i].done <- groupedResult{ok: u.err == nil, res: u.res, err: u.err, settled: true}
+		batch[i].done <- groupedResult{ok: u.err == nil, res: u.res, err: u.err, settled: true}
 	}
 }

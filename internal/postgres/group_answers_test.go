@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,5 +128,75 @@ func TestAnAppendThatLeavesBeforeItsGroupRunsIsNeverStored(t *testing.T) {
 	waitFor(t, "the slot to be free", func() bool { return s.groups.state() == groupState{} })
 	if v := stored(t, s, "Order-gone"); v != 0 {
 		t.Errorf("Order-gone holds %d events after its append was answered with an error; want none", v)
+	}
+}
+
+// Two appends in one group that carry the same event id: each is answered
+// as if it had come alone, neither waits for an answer that never comes,
+// and no version is learnt that was not stored.
+func TestTwoAppendsOfOneEventIDInAGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		streams [2]string
+		same    bool // the same data: a true duplicate, whose second is a replay
+	}{
+		{"to two streams with different data: one is stored, the other refused as a duplicate", [2]string{"Order-X", "Order-Y"}, false},
+		{"twice to one stream, the same event: one is stored, the other is its replay", [2]string{"Order-Z", "Order-Z"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, Options{GroupSlots: 1})
+			events := make([]eventstore.EventData, 2)
+			events[0] = eventstore.AssignIDs([]eventstore.EventData{storetest.Event("E", "once")})[0]
+			events[1] = events[0]
+			if !tc.same {
+				events[1].Data = []byte("other data")
+			}
+			results := make([]eventstore.AppendResult, 2)
+			appends := make([]func() error, 2)
+			for i := range appends {
+				appends[i] = func() (err error) {
+					results[i], err = s.Append(ctx, eventstore.MustParseStreamID(tc.streams[i]), eventstore.Any, events[i:i+1])
+					return err
+				}
+			}
+			errs, _ := queueBehindSlot(t, s, appends) // the store may split the queue
+			var stores, replays, refusals int
+			for i, err := range errs {
+				stream := tc.streams[i]
+				var d *eventstore.DuplicateEventIDError
+				switch {
+				case err == nil && results[i].Replayed:
+					replays++
+				case err == nil:
+					stores++
+				case errors.As(err, &d) && !tc.same:
+					refusals++
+					if v := stored(t, s, stream); v != 0 {
+						t.Errorf("%s was refused as a duplicate but holds %d events", stream, v)
+					}
+					// The refused stream's version must not have been learnt.
+					_, err := s.Append(ctx, eventstore.MustParseStreamID(stream), 1, []eventstore.EventData{storetest.Event("E", "next")})
+					var w *eventstore.WrongExpectedVersionError
+					if !errors.As(err, &w) || w.Actual != 0 {
+						t.Errorf("Append(%s, 1) to a stream that holds nothing = %v, want wrong expected version, actual 0", stream, err)
+					}
+					continue
+				default:
+					t.Errorf("the append to %s: %v; want stored, replayed or refused as a duplicate", stream, err)
+					continue
+				}
+				page, err := s.ReadStream(ctx, eventstore.MustParseStreamID(stream), eventstore.StreamQuery{})
+				if err != nil || page.Version != 1 || results[i].FirstVersion != 1 || page.Events[0].ID != events[i].ID || !bytes.Equal(page.Events[0].Data, events[i].Data) {
+					t.Errorf("%s was answered %+v but holds %+v (%v); want this event at version 1", stream, results[i], page.Events, err)
+				}
+			}
+			want := [3]int{1, 0, 1}
+			if tc.same {
+				want = [3]int{1, 1, 0}
+			}
+			if got := [3]int{stores, replays, refusals}; got != want {
+				t.Errorf("stored, replayed, refused: %v, want %v", got, want)
+			}
+		})
 	}
 }

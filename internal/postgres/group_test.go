@@ -60,6 +60,17 @@ func TestConcurrentSingleAppendsAreGroupedAndExact(t *testing.T) {
 // the first go, so that the queue is stored by one statement.
 func gather(t *testing.T, s *Store, appends []func() error) []error {
 	t.Helper()
+	errs, statements := queueBehindSlot(t, s, appends)
+	if statements != 1 {
+		t.Fatalf("the queued appends took %d statements, want one group", statements)
+	}
+	return errs
+}
+
+// queueBehindSlot runs appends queued together, as gather does, and returns
+// their errors and how many statements the store made of the queue.
+func queueBehindSlot(t *testing.T, s *Store, appends []func() error) ([]error, int64) {
+	t.Helper()
 	release := holdSlot(t, s)
 	errs := make([]error, len(appends))
 	var wg sync.WaitGroup
@@ -70,11 +81,17 @@ func gather(t *testing.T, s *Store, appends []func() error) []error {
 	waitFor(t, "the appends to queue", func() bool { return s.groups.state().pending == len(appends) })
 	before := s.groups.statements.Load()
 	release()
-	wg.Wait()
-	if n := s.groups.statements.Load() - before; n != 1 {
-		t.Fatalf("the queued appends took %d statements, want one group", n)
-	}
-	return errs
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	waitFor(t, "every queued append to be answered", func() bool {
+		select {
+		case <-answered:
+			return true
+		default:
+			return false
+		}
+	})
+	return errs, s.groups.statements.Load() - before
 }
 
 // holdSlot occupies the store's only group slot with an append that waits
