@@ -42,7 +42,7 @@ are atomic: none is ever half-stored) and exits.`,
 const shutdownGrace = 15 * time.Second
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var requestTimeout time.Duration
+	var requestTimeout, bodyTimeout time.Duration
 	var maxBody int64
 	var groupSlots int
 	var withRelay bool
@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cmd.Flags = func(fs *flag.FlagSet) {
 		relayFlag(fs, &withRelay)
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
+		fs.DurationVar(&bodyTimeout, "body-timeout", httpapi.DefaultBodyTimeout, "bound on the time to receive a request's body")
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
 		fs.IntVar(&groupSlots, "group-slots", postgres.DefaultGroupSlots,
 			"group commit: statements storing groups of single-event appends at once (more for a database server of many cores; -1 turns it off)")
@@ -101,6 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Registry:        registryHandler,
 		RegistryIsWrite: registry.IsWrite,
 		MaxBodyBytes:    maxBody,
+		BodyTimeout:     bodyTimeout,
 		Timeout:         requestTimeout,
 		Ready:           store.Ping,
 		Metrics:         metrics,

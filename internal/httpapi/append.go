@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
+	body, err := readBody(r, s.router.maxBody)
 	if err != nil {
 		return err
 	}
@@ -128,24 +129,12 @@ func appendOutcome(err error) string {
 	return outcomeRejected
 }
 
-// readBody reads the whole body, within the size limit, and checks that it
-// is UTF-8 (encoding/json would silently replace bad bytes).
-func readBody(r *http.Request) ([]byte, error) {
-	var body []byte
-	var err error
-	if n := r.ContentLength; n > 0 && n < 1<<30 {
-		// The size is known: read it into a buffer of that size, and
-		// check that nothing follows (MaxBytesReader bounds n anyway).
-		body = make([]byte, n)
-		if _, err = io.ReadFull(r.Body, body); err == nil {
-			var extra [1]byte
-			if k, _ := r.Body.Read(extra[:]); k > 0 {
-				err = errors.New("the body is longer than its Content-Length")
-			}
-		}
-	} else {
-		body, err = io.ReadAll(r.Body)
-	}
+// readBody reads the whole body, within limit, and checks that it is UTF-8
+// (encoding/json would silently replace bad bytes). The buffer grows as
+// the body arrives, up to what Content-Length declares: a declared length
+// is a promise, not a reason to allocate.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := readUpTo(r.Body, r.ContentLength, limit)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -156,6 +145,36 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "the request body is not valid UTF-8")
 	}
 	return body, nil
+}
+
+// firstBodyBuffer is the most readUpTo allocates before anything arrives.
+const firstBodyBuffer = 64 << 10
+
+// readUpTo reads r to its end. declared is the body's Content-Length (-1
+// when unknown) and limit the most the body may hold (r enforces it): the
+// buffer starts at firstBodyBuffer at most and doubles as it fills, never
+// beyond one byte more than min(declared, limit), which leaves room to see
+// the end without growing again.
+func readUpTo(r io.Reader, declared, limit int64) ([]byte, error) {
+	target := limit + 1
+	if declared >= 0 && declared < limit {
+		target = declared + 1
+	}
+	buf := make([]byte, 0, min(target, firstBodyBuffer))
+	for {
+		if len(buf) == cap(buf) {
+			grow := max(min(int64(cap(buf)), target-int64(cap(buf))), bytes.MinRead)
+			buf = slices.Grow(buf, int(grow))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // parseAppend checks the body's shape: an object with an expected version

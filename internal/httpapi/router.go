@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -31,6 +34,9 @@ type RouterOptions struct {
 	Tokens []Token
 	// MaxBodyBytes bounds a request body; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time to receive a request's body, counted
+	// from the request's start; default DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// Ready reports whether the service can do its work; /readyz calls it
 	// with a 2s deadline. Nil means always ready.
 	Ready func(ctx context.Context) error
@@ -61,6 +67,7 @@ type Router struct {
 	mux      *http.ServeMux
 	tokens   *tokens
 	maxBody  int64
+	bodyTime time.Duration
 	log      *slog.Logger
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -75,6 +82,9 @@ func NewRouter(opts RouterOptions) *Router {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,10 +95,11 @@ func NewRouter(opts RouterOptions) *Router {
 		opts.Ready = func(context.Context) error { return nil }
 	}
 	rt := &Router{
-		mux:     http.NewServeMux(),
-		tokens:  newTokens(opts.Tokens),
-		maxBody: opts.MaxBodyBytes,
-		log:     opts.Logger,
+		mux:      http.NewServeMux(),
+		tokens:   newTokens(opts.Tokens),
+		maxBody:  opts.MaxBodyBytes,
+		bodyTime: opts.BodyTimeout,
+		log:      opts.Logger,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_http_requests_total",
 			Help: "HTTP requests by route, method and status code.",
@@ -158,8 +169,8 @@ func (rt *Router) HandleRoles(pattern, route string, need func(*http.Request) Ro
 
 func noRole(*http.Request) Role { return RoleNone }
 
-// wrap registers h behind the middleware: request ids, the body limit,
-// authentication, panic recovery, metrics and the request log.
+// wrap registers h behind the middleware: request ids, the body's size
+// limit and deadline, authentication, panic recovery, metrics and the request log.
 func (rt *Router) wrap(pattern, route string, need func(*http.Request) Role, h HandlerFunc) {
 	rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -167,6 +178,7 @@ func (rt *Router) wrap(pattern, route string, need func(*http.Request) Role, h H
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w}
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.maxBody)
+		r.Body = withBodyDeadline(rec, r.Body, start.Add(rt.bodyTime), rt.bodyTime)
 
 		err := func() (err error) {
 			defer func() {
@@ -215,6 +227,47 @@ func (rt *Router) finish(r *http.Request, rec *statusRecorder, route, id string,
 		attrs = append(attrs, "error", err)
 	}
 	rt.log.Log(r.Context(), level, msg, attrs...)
+}
+
+// withBodyDeadline bounds the time to receive body: the connection's read
+// deadline is set to deadline until the body has been read to its end (or
+// failed), and then cleared. It is cleared at the end because the server
+// keeps reading the connection while the handler runs, to notice a client
+// that goes away, and a deadline passing then would cancel the request's
+// context: the work after the body (an append, a long read) is bounded by
+// its own timeouts instead. A body that is not read to its end keeps the
+// deadline (so does one that failed), which then bounds the server's
+// discarding of the rest. Bodies
+// the connection cannot put a deadline on (HTTP/2, tests' recorders) are
+// left as they are.
+func withBodyDeadline(w http.ResponseWriter, body io.ReadCloser, deadline time.Time, timeout time.Duration) io.ReadCloser {
+	if body == nil || body == http.NoBody {
+		return body
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(deadline) != nil {
+		return body
+	}
+	return &deadlineBody{ReadCloser: body, rc: rc, timeout: timeout}
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	done    bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF && !b.done:
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = fmt.Errorf("the request body did not arrive within %s", b.timeout)
+	}
+	return n, err
 }
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)

@@ -38,6 +38,9 @@ type Schemas interface {
 const (
 	DefaultMaxBodyBytes = 4 << 20
 	DefaultTimeout      = 10 * time.Second
+	// DefaultBodyTimeout is long enough for a DefaultMaxBodyBytes body
+	// at about 1.2 Mbit/s.
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // Options configures a Server; the zero value gives the defaults.
@@ -53,6 +56,9 @@ type Options struct {
 	RegistryIsWrite func(*http.Request) bool
 	// MaxBodyBytes bounds a request body; default 4 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time to receive a request's body, from the
+	// request's start; default DefaultBodyTimeout (see RouterOptions).
+	BodyTimeout time.Duration
 	// Timeout bounds each request's work against the store; default 10s.
 	// The store may take a little longer to settle an append whose
 	// connection failed (see postgres.Options.SettleTimeout).
@@ -99,6 +105,7 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 		router: NewRouter(RouterOptions{
 			Tokens:       opts.Tokens,
 			MaxBodyBytes: opts.MaxBodyBytes,
+			BodyTimeout:  opts.BodyTimeout,
 			Ready:        opts.Ready,
 			Metrics:      opts.Metrics,
 			Logger:       opts.Logger.With("component", "http"),
