@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-events/strata/internal/config"
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/httpapi"
 )
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
@@ -106,4 +108,15 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestServeHelpShowsTheEventLimit(t *testing.T) {
+	out, _, err := runWriter(t, nil, "serve", "--help")
+	if err == nil || !strings.Contains(out, "STRATA_MAX_EVENT_BYTES") || !strings.Contains(out, "--max-event-bytes") ||
+		!strings.Contains(out, "default 1000000") || !strings.Contains(out, "--body-timeout") {
+		t.Errorf("serve --help = %q, %v; want --max-event-bytes (STRATA_MAX_EVENT_BYTES, default 1000000) and --body-timeout", out, err)
+	}
+	if config.DefaultMaxEventBytes != httpapi.DefaultMaxEventBytes {
+		t.Errorf("the writer's default event limit is %d, the API's %d", config.DefaultMaxEventBytes, httpapi.DefaultMaxEventBytes)
+	}
 }

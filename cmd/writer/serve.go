@@ -34,7 +34,7 @@ On SIGINT or SIGTERM it stops taking requests, finishes those in flight (appends
 are atomic: none is ever half-stored) and exits.`,
 	Settings: append([]config.Setting{
 		config.DatabaseURL, config.DatabaseSchema, config.HTTPAddr, config.RegistryURL,
-		config.APITokens, config.AllowUnauthenticated, config.LogLevel, config.LogFormat,
+		config.APITokens, config.AllowUnauthenticated, config.MaxEventBytes, config.LogLevel, config.LogFormat,
 	}, relaySettings...),
 }
 
@@ -102,6 +102,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Registry:        registryHandler,
 		RegistryIsWrite: registry.IsWrite,
 		MaxBodyBytes:    maxBody,
+		MaxEventBytes:   cfg.MaxEventBytes,
+		StoreName:       cfg.StoreName,
 		BodyTimeout:     bodyTimeout,
 		Timeout:         requestTimeout,
 		Ready:           store.Ping,

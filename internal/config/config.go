@@ -34,6 +34,7 @@ type Config struct {
 	TopicPrefix          string
 	TopicPartitions      int
 	StoreName            string
+	MaxEventBytes        int
 	SchemasDir           string
 	RegistryURL          string
 	APITokens            []Token
@@ -77,6 +78,7 @@ const (
 	TopicPrefix          Setting = "STRATA_TOPIC_PREFIX"
 	TopicPartitions      Setting = "STRATA_TOPIC_PARTITIONS"
 	StoreName            Setting = "STRATA_STORE_NAME"
+	MaxEventBytes        Setting = "STRATA_MAX_EVENT_BYTES"
 	SchemasDir           Setting = "STRATA_SCHEMAS_DIR"
 	RegistryURL          Setting = "STRATA_REGISTRY_URL"
 	APITokens            Setting = "STRATA_API_TOKENS"
@@ -99,6 +101,17 @@ type spec struct {
 
 // DefaultDatabaseURL is the database a local PostgreSQL offers.
 const DefaultDatabaseURL = "postgres://strata@127.0.0.1:5432/strata?sslmode=disable"
+
+// Bounds of STRATA_MAX_EVENT_BYTES. The default is below franz-go's
+// default ProducerBatchMaxBytes (1,000,012 bytes) and Kafka's default
+// max.message.bytes (1,048,588); raise it only with both. The least is
+// room for an event's headers; the most is Kafka's int32 sizes, far beyond
+// any request body.
+const (
+	DefaultMaxEventBytes = 1_000_000
+	MinMaxEventBytes     = 4 << 10
+	MaxMaxEventBytes     = 1 << 30
+)
 
 // specs is the one table of flags, defaults and help texts.
 var specs = map[Setting]spec{
@@ -130,6 +143,13 @@ var specs = map[Setting]spec{
 		func(c *Config, v string) (err error) { c.TopicPartitions, err = parsePositive(v, 10000); return err }},
 	StoreName: {"store-name", "strata", "name of this store: the CloudEvents source of every event", false,
 		func(c *Config, v string) error { c.StoreName = v; return checkNonEmpty(v) }},
+	MaxEventBytes: {"max-event-bytes", strconv.Itoa(DefaultMaxEventBytes),
+		"largest Kafka record one event may make (key, value, headers and a record batch's overhead); appends of a larger event are refused; " +
+			"at most the relay producer's batch limit and the topics' max.message.bytes", false,
+		func(c *Config, v string) (err error) {
+			c.MaxEventBytes, err = parseRange(v, MinMaxEventBytes, MaxMaxEventBytes)
+			return err
+		}},
 	SchemasDir: {"schemas-dir", "schemas", "directory of .avsc event schemas", false,
 		func(c *Config, v string) error { c.SchemasDir = v; return checkNonEmpty(v) }},
 	RegistryURL: {"registry-url", "", "external Confluent-compatible schema registry; empty uses the embedded one", false,
@@ -353,6 +373,14 @@ func parsePositive(v string, max int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > max {
 		return 0, fmt.Errorf("%q is not a whole number from 1 to %d", v, max)
+	}
+	return n, nil
+}
+
+func parseRange(v string, least, most int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least || n > most {
+		return 0, fmt.Errorf("%q is not a whole number from %d to %d", v, least, most)
 	}
 	return n, nil
 }

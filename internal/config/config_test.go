@@ -13,7 +13,7 @@ var testCommand = Command{
 	Name:    "strata test",
 	Summary: "A command for tests.",
 	Settings: []Setting{DatabaseURL, DatabaseSchema, KafkaBrokers, HTTPAddr, TopicPartitions, APITokens, LogLevel, LogFormat, RegistryURL,
-		ReadModelSchema, ReadModelDatabaseURL, ProjectionsDir},
+		ReadModelSchema, ReadModelDatabaseURL, ProjectionsDir, MaxEventBytes},
 }
 
 func env(kv ...string) func(string) string {
@@ -31,7 +31,8 @@ func TestDefaultsEnvironmentAndFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.DatabaseURL != DefaultDatabaseURL || c.DatabaseSchema != "strata" || c.HTTPAddr != "127.0.0.1:8080" ||
-			c.TopicPartitions != 12 || c.LogLevel != slog.LevelInfo || c.LogFormat != "text" || len(c.KafkaBrokers) != 1 {
+			c.TopicPartitions != 12 || c.LogLevel != slog.LevelInfo || c.LogFormat != "text" || len(c.KafkaBrokers) != 1 ||
+			c.MaxEventBytes != 1_000_000 {
 			t.Errorf("defaults = %+v", c)
 		}
 	})
@@ -103,6 +104,9 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{"STRATA_READMODEL_SCHEMA", "read-model", "STRATA_READMODEL_SCHEMA"},
 		{"STRATA_READMODEL_DATABASE_URL", "http://db", "not a postgres:// URL"},
 		{"STRATA_PROJECTIONS_DIR", " ", "must not be empty"},
+		{"STRATA_MAX_EVENT_BYTES", "1MB", "STRATA_MAX_EVENT_BYTES (--max-event-bytes)"},
+		{"STRATA_MAX_EVENT_BYTES", "100", "from 4096 to 1073741824"},
+		{"STRATA_MAX_EVENT_BYTES", "2000000000", "from 4096 to 1073741824"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {

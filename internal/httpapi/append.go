@@ -90,6 +90,10 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 		if events[i], err = s.event(ctx, in, tok); err != nil {
 			return &eventError{index: i, err: err}
 		}
+		if size := recordSize(stream, events[i], s.opts.StoreName); size > s.opts.MaxEventBytes {
+			return &eventError{index: i, err: eventstore.Errorf(eventstore.CodeTooLarge,
+				"the event is %d bytes as a Kafka record, over the limit of %d bytes for one event", size, s.opts.MaxEventBytes)}
+		}
 	}
 	start := time.Now()
 	res, err := s.store.Append(ctx, stream, expected, events)

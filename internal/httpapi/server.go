@@ -38,6 +38,10 @@ type Schemas interface {
 const (
 	DefaultMaxBodyBytes = 4 << 20
 	DefaultTimeout      = 10 * time.Second
+	// DefaultMaxEventBytes is Kafka's limit on a record batch, less
+	// headroom: franz-go's default ProducerBatchMaxBytes is 1,000,012
+	// bytes, and brokers' default max.message.bytes 1,048,588.
+	DefaultMaxEventBytes = 1_000_000
 	// DefaultBodyTimeout is long enough for a DefaultMaxBodyBytes body
 	// at about 1.2 Mbit/s.
 	DefaultBodyTimeout = 30 * time.Second
@@ -56,6 +60,13 @@ type Options struct {
 	RegistryIsWrite func(*http.Request) bool
 	// MaxBodyBytes bounds a request body; default 4 MiB.
 	MaxBodyBytes int64
+	// MaxEventBytes bounds the Kafka record the relay will publish for
+	// one event (see recordSize); default DefaultMaxEventBytes. An append
+	// with a larger event is refused, too_large.
+	MaxEventBytes int
+	// StoreName is the relay's CloudEvents source (STRATA_STORE_NAME), a
+	// header of every record, counted in its size.
+	StoreName string
 	// BodyTimeout bounds the time to receive a request's body, from the
 	// request's start; default DefaultBodyTimeout (see RouterOptions).
 	BodyTimeout time.Duration
@@ -87,6 +98,9 @@ type Server struct {
 func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
