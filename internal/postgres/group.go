@@ -22,7 +22,11 @@ import (
 // The first append to arrive when a slot is free leads: it runs at once
 // with whatever is pending, so a lone append waits for nothing. Appends
 // arriving while the statements run wait and form the next group, which
-// one of the leaders runs as soon as its statement is done.
+// one of the leaders runs as soon as its statement is done. A caller leads
+// only until its own append's group is done: under sustained load the
+// queue may never empty, and its request must not wait for that. It then
+// hands the slot to a goroutine of the store's, which runs groups until
+// none is pending.
 //
 // Every row carries its own guard, and ON CONFLICT DO NOTHING turns a
 // conflict into a missing row instead of failing the group: an append
@@ -59,6 +63,7 @@ type groupedAppend struct {
 	known    bool
 	event    eventstore.EventData
 	done     chan groupedResult
+	sent     bool // taken into a group; guarded by appendGroups.mu
 }
 
 type groupedResult struct {
@@ -99,7 +104,7 @@ func (s *Store) appendGrouped(ctx context.Context, stream eventstore.StreamID, e
 	if lead {
 		// A leader's own append is answered by the time it stops leading;
 		// its deadline may have passed meanwhile, but the answer is the truth.
-		s.leadGroups(ctx)
+		s.leadGroups(ctx, a)
 		r = <-a.done
 	} else {
 		select {
@@ -136,12 +141,24 @@ func (g *appendGroups) withdraw(a *groupedAppend) bool {
 	return true
 }
 
-// leadGroups runs groups until none is pending, then gives its slot back.
-func (s *Store) leadGroups(ctx context.Context) {
+// leadGroups runs groups until own has been sent in one, and, when own is
+// nil, until none is pending; then it gives its slot back, or hands it to
+// a goroutine of its own when appends still wait. A caller's append is
+// answered when leadGroups returns, or, when another leader sent it, by
+// that leader's group.
+func (s *Store) leadGroups(ctx context.Context, own *groupedAppend) {
 	g := s.groups
 	for {
 		g.mu.Lock()
-		batch := g.take()
+		if own != nil && own.sent && len(g.pending) > 0 {
+			g.mu.Unlock()
+			go s.leadGroups(context.WithoutCancel(ctx), nil)
+			return
+		}
+		var batch []*groupedAppend
+		if own == nil || !own.sent {
+			batch = g.take()
+		}
 		if len(batch) == 0 {
 			g.running--
 			g.mu.Unlock()
@@ -173,6 +190,7 @@ func (g *appendGroups) take() []*groupedAppend {
 			continue
 		}
 		ids[a.event.ID] = true
+		a.sent = true
 		batch = append(batch, a)
 	}
 	g.pending = rest

@@ -47,7 +47,7 @@ func TestAnAppendInARunningGroupIsAnsweredWithItsOutcome(t *testing.T) {
 	s := newStore(t, Options{GroupSlots: 1})
 	hot := begin(t, s)
 	appendInTx(t, hot, "Order-hot", storetest.Event("E", "held"))
-	release := holdSlot(t, s)
+	release, _ := holdSlot(t, s)
 
 	leaving, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -113,7 +113,7 @@ func TestALeaderWhoseDeadlinePassesIsAnsweredWithItsOutcome(t *testing.T) {
 // of the queue: its error is true, nothing is stored later.
 func TestAnAppendThatLeavesBeforeItsGroupRunsIsNeverStored(t *testing.T) {
 	s := newStore(t, Options{GroupSlots: 1})
-	release := holdSlot(t, s)
+	release, _ := holdSlot(t, s)
 	leaving, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	a := appendAsync(s, leaving, "Order-gone", eventstore.NoStream, storetest.Event("E", "gone"))
@@ -199,4 +199,42 @@ func TestTwoAppendsOfOneEventIDInAGroup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A leader is answered once its own append's group is done, however many
+// appends wait behind it: the groups after its own are not its to run.
+// Here the group queued behind the leader's waits for a lock, standing for
+// load that never lets the queue empty.
+func TestALeaderIsAnsweredOnceItsOwnGroupIsDone(t *testing.T) {
+	s := newStore(t, Options{GroupSlots: 1, MaxGroup: 2})
+	release, leaderAnswered := holdSlot(t, s)
+	hot := begin(t, s) // should the test fail, rolled back before holdSlot checks the leader
+	appendInTx(t, hot, "Order-hot", storetest.Event("E", "held"))
+	streams := []string{"Order-hot", "Order-b1", "Order-b2", "Order-b3"}
+	answers := make([]chan appendResult, len(streams))
+	for i, stream := range streams {
+		answers[i] = appendAsync(s, ctx, stream, eventstore.Any, storetest.Event("E", "behind"))
+		waitFor(t, "the append to queue", func() bool { return s.groups.state().pending == i+1 })
+	}
+	release()
+	waitFor(t, "the leader to be answered while the group behind it waits", func() bool {
+		select {
+		case <-leaderAnswered:
+			return true
+		default:
+			return false
+		}
+	})
+	if st := s.groups.state(); st != (groupState{running: 1, pending: 2}) {
+		t.Errorf("after the leader left: %+v, want the group behind it running and the last two pending", st)
+	}
+	if err := hot.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, stream := range streams {
+		if r := <-answers[i]; r.err != nil {
+			t.Errorf("the append to %s queued behind the leader: %v", stream, r.err)
+		}
+	}
+	waitFor(t, "the slot to be free", func() bool { return s.groups.state() == groupState{} })
 }

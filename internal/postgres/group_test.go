@@ -71,7 +71,7 @@ func gather(t *testing.T, s *Store, appends []func() error) []error {
 // their errors and how many statements the store made of the queue.
 func queueBehindSlot(t *testing.T, s *Store, appends []func() error) ([]error, int64) {
 	t.Helper()
-	release := holdSlot(t, s)
+	release, _ := holdSlot(t, s)
 	errs := make([]error, len(appends))
 	var wg sync.WaitGroup
 	for i, f := range appends {
@@ -95,23 +95,25 @@ func queueBehindSlot(t *testing.T, s *Store, appends []func() error) ([]error, i
 }
 
 // holdSlot occupies the store's only group slot with an append that waits
-// for a lock; release lets it go. (Its answer comes once it has run the
-// groups queued behind it too: the test's end checks it.)
-func holdSlot(t *testing.T, s *Store) (release func()) {
+// for a lock; release lets it go. answered is closed once that append is
+// answered; the test's end checks that it was stored.
+func holdSlot(t *testing.T, s *Store) (release func(), answered <-chan struct{}) {
 	t.Helper()
 	if s.groups.slots != 1 {
 		t.Fatalf("holdSlot needs a store with one group slot")
 	}
 	blocker := begin(t, s)
 	appendInTx(t, blocker, "Order-gate", storetest.Event("E", "gate"))
-	gate := make(chan error, 1)
+	done := make(chan struct{})
+	var err error
 	go func() {
-		_, err := s.Append(ctx, eventstore.MustParseStreamID("Order-gate"), eventstore.Any, []eventstore.EventData{storetest.Event("E", "waits")})
-		gate <- err
+		defer close(done)
+		_, err = s.Append(ctx, eventstore.MustParseStreamID("Order-gate"), eventstore.Any, []eventstore.EventData{storetest.Event("E", "waits")})
 	}()
 	waitFor(t, "the gate append to hold the slot", func() bool { return s.groups.state() == (groupState{running: 1}) })
 	t.Cleanup(func() {
-		if err := <-gate; err != nil {
+		<-done
+		if err != nil {
 			t.Errorf("gate append: %v", err)
 		}
 	})
@@ -120,7 +122,7 @@ func holdSlot(t *testing.T, s *Store) (release func()) {
 		if err := blocker.Rollback(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
+	}, done
 }
 
 type groupState struct{ running, pending int }
