@@ -217,14 +217,7 @@ func TestALeaderIsAnsweredOnceItsOwnGroupIsDone(t *testing.T) {
 		waitFor(t, "the append to queue", func() bool { return s.groups.state().pending == i+1 })
 	}
 	release()
-	waitFor(t, "the leader to be answered while the group behind it waits", func() bool {
-		select {
-		case <-leaderAnswered:
-			return true
-		default:
-			return false
-		}
-	})
+	waitFor(t, "the leader to be answered while the group behind it waits", func() bool { return closed(leaderAnswered) })
 	if st := s.groups.state(); st != (groupState{running: 1, pending: 2}) {
 		t.Errorf("after the leader left: %+v, want the group behind it running and the last two pending", st)
 	}

@@ -83,14 +83,7 @@ func queueBehindSlot(t *testing.T, s *Store, appends []func() error) ([]error, i
 	release()
 	answered := make(chan struct{})
 	go func() { wg.Wait(); close(answered) }()
-	waitFor(t, "every queued append to be answered", func() bool {
-		select {
-		case <-answered:
-			return true
-		default:
-			return false
-		}
-	})
+	waitFor(t, "every queued append to be answered", func() bool { return closed(answered) })
 	return errs, s.groups.statements.Load() - before
 }
 
@@ -123,6 +116,15 @@ func holdSlot(t *testing.T, s *Store) (release func(), answered <-chan struct{})
 			t.Fatal(err)
 		}
 	}, done
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 type groupState struct{ running, pending int }
