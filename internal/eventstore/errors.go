@@ -87,6 +87,14 @@ func (e *WrongExpectedVersionError) Is(target error) bool {
 type DuplicateEventIDError struct {
 	ID     UUID
 	Stream StreamID // the stream that already holds the id
+	// Stored is set when every id of the append is stored in its stream,
+	// in the append's order at consecutive versions and with the same
+	// types, and only the schema or the bytes of some data differ: the
+	// stored events, in order, with their ids, stream, type, version,
+	// position, schema and data. They may be the same events encoded
+	// with another schema (a retry after a registration); a layer that
+	// knows the schemas can compare their values, and answer a replay.
+	Stored []RecordedEvent
 }
 
 func (e *DuplicateEventIDError) Error() string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,7 +100,9 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	res, err := s.store.Append(ctx, stream, expected, events)
 	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return err
+		if res, err = s.replayOf(ctx, err, events); err != nil {
+			return err
+		}
 	}
 
 	resp := appendResponse{StreamID: stream.String(), FirstVersion: res.FirstVersion, LastVersion: res.LastVersion}
@@ -116,6 +119,58 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
 	WriteJSON(w, status, resp)
 	return nil
+}
+
+// replayOf turns a duplicate that is a replay into its result. A retry of
+// an append after a schema was registered encodes the same data with the
+// new schema, in other bytes; the store, which cannot read Avro, reports
+// the stored events (DuplicateEventIDError.Stored), and the retry is a
+// replay if each event's data, read as natural JSON in the type's latest
+// schema, is the same value as the stored event's. Any other error, or a
+// duplicate whose data differs, is returned as it is.
+func (s *Server) replayOf(ctx context.Context, err error, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	var dup *eventstore.DuplicateEventIDError
+	if !errors.As(err, &dup) || len(dup.Stored) != len(events) {
+		return eventstore.AppendResult{}, err
+	}
+	res := eventstore.AppendResult{Stream: dup.Stored[0].StreamID, Replayed: true}
+	for i, e := range events {
+		stored := dup.Stored[i]
+		same, cerr := s.sameData(ctx, stored, e)
+		switch {
+		case cerr != nil:
+			return eventstore.AppendResult{}, cerr
+		case !same || stored.ID != e.ID:
+			return eventstore.AppendResult{}, err
+		}
+		res.Events = append(res.Events, eventstore.AppendedEvent{ID: e.ID, Version: stored.Version, GlobalPosition: stored.GlobalPosition})
+	}
+	res.FirstVersion, res.LastVersion = res.Events[0].Version, res.Events[len(res.Events)-1].Version
+	return res, nil
+}
+
+// sameData reports whether e's data is the same value as stored's, both
+// read in the type's latest schema.
+func (s *Server) sameData(ctx context.Context, stored eventstore.RecordedEvent, e eventstore.EventData) (bool, error) {
+	if stored.Type != e.Type {
+		return false, nil
+	}
+	var values [2]any
+	for i, ev := range [2]struct {
+		fp   eventstore.Fingerprint
+		data []byte
+	}{{stored.Schema, stored.Data}, {e.Schema, e.Data}} {
+		text, _, err := s.schemas.Decode(ctx, e.Type, ev.fp, ev.data)
+		if err != nil {
+			return false, fmt.Errorf("compare event %s with the stored one: %w", e.ID, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.UseNumber() // compare numbers as written, not as float64
+		if err := dec.Decode(&values[i]); err != nil {
+			return false, fmt.Errorf("compare event %s with the stored one: %w", e.ID, err)
+		}
+	}
+	return reflect.DeepEqual(values[0], values[1]), nil
 }
 
 func appendOutcome(err error) string {

@@ -75,7 +75,8 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 
 // findStored has the PostgreSQL store's rules: all ids stored in this
 // stream, consecutively, with the same content, is a replay; some stored is
-// a duplicate; none is a new append.
+// a duplicate, which holds the stored events when only their schemas or
+// data differ; none is a new append.
 func (s *Store) findStored(stream eventstore.StreamID, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
 	first := -1
 	for i, e := range events {
@@ -88,16 +89,26 @@ func (s *Store) findStored(stream eventstore.StreamID, events []eventstore.Event
 		return eventstore.AppendResult{}, false, nil
 	}
 	res := eventstore.AppendResult{Stream: stream, Replayed: true}
+	holder := s.events[s.ids[events[first].ID]].StreamID
+	differs := false
 	for i, e := range events {
 		idx, ok := s.ids[e.ID]
-		same := ok && s.events[idx].StreamID == stream && s.events[idx].Type == e.Type &&
-			s.events[idx].Schema == e.Schema && bytes.Equal(s.events[idx].Data, e.Data) &&
+		placed := ok && s.events[idx].StreamID == stream && s.events[idx].Type == e.Type &&
 			(i == 0 || s.events[idx].Version == res.Events[i-1].Version+1)
-		if !same {
-			holder := s.events[s.ids[events[first].ID]].StreamID
+		if !placed {
 			return eventstore.AppendResult{}, false, &eventstore.DuplicateEventIDError{ID: events[first].ID, Stream: holder}
 		}
+		differs = differs || s.events[idx].Schema != e.Schema || !bytes.Equal(s.events[idx].Data, e.Data)
 		res.Events = append(res.Events, eventstore.AppendedEvent{ID: e.ID, Version: s.events[idx].Version, GlobalPosition: s.events[idx].GlobalPosition})
+	}
+	if differs {
+		stored := make([]eventstore.RecordedEvent, len(events))
+		for i, e := range events {
+			se := s.copyEvent(s.ids[e.ID])
+			stored[i] = eventstore.RecordedEvent{ID: se.ID, StreamID: se.StreamID, Type: se.Type, Version: se.Version,
+				GlobalPosition: se.GlobalPosition, Schema: se.Schema, Data: se.Data}
+		}
+		return eventstore.AppendResult{}, false, &eventstore.DuplicateEventIDError{ID: events[first].ID, Stream: holder, Stored: stored}
 	}
 	res.FirstVersion, res.LastVersion = res.Events[0].Version, res.Events[len(res.Events)-1].Version
 	return res, true, nil

@@ -262,7 +262,10 @@ type storedEvent struct {
 // reports found when all of them are stored in stream, in this order at
 // consecutive versions, with the same type, schema and data: the append was
 // done before, and its result is returned. When only some are, or any
-// differs, it returns a *DuplicateEventIDError. When none is, found is false.
+// differs, it returns a *DuplicateEventIDError; when all are placed so and
+// only schemas or data differ, the error holds the stored events (Stored),
+// for a layer that knows the schemas to compare. When none is, found is
+// false.
 func (s *Store) findStored(ctx context.Context, stream eventstore.StreamID, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
 	ids := make([][16]byte, len(events))
 	for i, e := range events {
@@ -284,26 +287,37 @@ func (s *Store) findStored(ctx context.Context, stream eventstore.StreamID, even
 		return eventstore.AppendResult{}, false, err
 	}
 	res := eventstore.AppendResult{Stream: stream, Replayed: true}
+	differs := false
 	for i, e := range events {
 		got, ok := found[e.ID]
-		same := ok && got.streamID == stream.String() && got.typ == e.Type &&
-			got.fp == int64(e.Schema) && bytes.Equal(got.data, e.Data) &&
+		placed := ok && got.streamID == stream.String() && got.typ == e.Type &&
 			(i == 0 || got.version == res.Events[i-1].Version+1)
-		if !same {
-			return eventstore.AppendResult{}, false, duplicateError(found, events)
+		if !placed {
+			return eventstore.AppendResult{}, false, duplicateError(found, events, nil)
 		}
+		differs = differs || got.fp != int64(e.Schema) || !bytes.Equal(got.data, e.Data)
 		res.Events = append(res.Events, eventstore.AppendedEvent{ID: e.ID, Version: got.version, GlobalPosition: got.pos})
+	}
+	if differs {
+		stored := make([]eventstore.RecordedEvent, len(events))
+		for i, e := range events {
+			got := found[e.ID]
+			stored[i] = eventstore.RecordedEvent{ID: e.ID, StreamID: stream, Type: got.typ, Version: got.version,
+				GlobalPosition: got.pos, Schema: eventstore.Fingerprint(got.fp), Data: got.data}
+		}
+		return eventstore.AppendResult{}, false, duplicateError(found, events, stored)
 	}
 	res.FirstVersion, res.LastVersion = res.Events[0].Version, res.Events[len(res.Events)-1].Version
 	return res, true, nil
 }
 
-// duplicateError names the first event of the append whose id is stored.
-func duplicateError(found map[eventstore.UUID]storedEvent, events []eventstore.EventData) error {
+// duplicateError names the first event of the append whose id is stored,
+// with the stored events when findStored found them all in place.
+func duplicateError(found map[eventstore.UUID]storedEvent, events []eventstore.EventData, stored []eventstore.RecordedEvent) error {
 	for _, e := range events {
 		if got, ok := found[e.ID]; ok {
 			holder, _ := eventstore.ParseStreamID(got.streamID)
-			return &eventstore.DuplicateEventIDError{ID: e.ID, Stream: holder}
+			return &eventstore.DuplicateEventIDError{ID: e.ID, Stream: holder, Stored: stored}
 		}
 	}
 	return eventstore.ErrDuplicateEventID

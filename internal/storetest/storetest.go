@@ -287,29 +287,37 @@ func testIdempotency(t *testing.T, newStore NewStore) {
 func streamIDEqual(a, b eventstore.StreamID) bool { return a == b }
 
 func testDuplicates(t *testing.T, newStore NewStore) {
+	// wantStored: the ids are all in place and only schemas or data
+	// differ, so the error holds the stored events.
 	tests := []struct {
-		name   string
-		mutate func(stored []eventstore.EventData) (stream string, events []eventstore.EventData)
+		name       string
+		mutate     func(stored []eventstore.EventData) (stream string, events []eventstore.EventData)
+		wantStored bool
 	}{
 		{"an id used in another stream", func(st []eventstore.EventData) (string, []eventstore.EventData) {
 			return "Order-other", st[:1]
-		}},
+		}, false},
 		{"an id with different data", func(st []eventstore.EventData) (string, []eventstore.EventData) {
 			e := st[0]
 			e.Data = []byte("changed")
 			return "Order-dup", []eventstore.EventData{e}
-		}},
+		}, true},
+		{"ids with another schema and data", func(st []eventstore.EventData) (string, []eventstore.EventData) {
+			a, b := st[0], st[1]
+			a.Schema, b.Schema, b.Data = 0x99, 0x99, []byte("re-encoded")
+			return "Order-dup", []eventstore.EventData{a, b}
+		}, true},
 		{"an id with a different type", func(st []eventstore.EventData) (string, []eventstore.EventData) {
 			e := st[0]
 			e.Type = "Other"
 			return "Order-dup", []eventstore.EventData{e}
-		}},
+		}, false},
 		{"stored ids mixed with new ones", func(st []eventstore.EventData) (string, []eventstore.EventData) {
 			return "Order-dup", append([]eventstore.EventData{Event("E", "new")}, st...)
-		}},
+		}, false},
 		{"stored ids in another order", func(st []eventstore.EventData) (string, []eventstore.EventData) {
 			return "Order-dup", []eventstore.EventData{st[1], st[0]}
-		}},
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,10 +336,40 @@ func testDuplicates(t *testing.T, newStore NewStore) {
 			if dup.ID != stored[0].ID && dup.ID != stored[1].ID {
 				t.Errorf("duplicate names id %s, not one of the stored ids", dup.ID)
 			}
+			checkStored(t, dup.Stored, stored, events, tt.wantStored)
 			if n := countAll(t, s); n != 2 {
 				t.Errorf("$all holds %d events, want 2", n)
 			}
 		})
+	}
+}
+
+// checkStored checks a duplicate's Stored: the stored events in the
+// retry's order, as they were stored, when want; else none.
+func checkStored(t *testing.T, got []eventstore.RecordedEvent, stored, retry []eventstore.EventData, want bool) {
+	t.Helper()
+	if !want {
+		if len(got) != 0 {
+			t.Errorf("the duplicate holds %d stored events, want none: the ids are not all in place", len(got))
+		}
+		return
+	}
+	if len(got) != len(retry) {
+		t.Fatalf("the duplicate holds %d stored events, want the %d of the retry", len(got), len(retry))
+	}
+	for i, e := range retry {
+		var orig eventstore.EventData
+		version := int64(0)
+		for j, st := range stored {
+			if st.ID == e.ID {
+				orig, version = st, int64(j+1)
+			}
+		}
+		g := got[i]
+		if g.ID != e.ID || g.StreamID.String() != "Order-dup" || g.Type != orig.Type || g.Version != version ||
+			g.GlobalPosition == 0 || g.Schema != orig.Schema || string(g.Data) != string(orig.Data) {
+			t.Errorf("Stored[%d] = %+v, want event %s as stored: version %d, schema %v, data %q", i, g, e.ID, version, orig.Schema, orig.Data)
+		}
 	}
 }
 
