@@ -30,6 +30,15 @@ type api struct {
 
 func newAPI(t *testing.T, opts Options) *api {
 	t.Helper()
+	store := newPostgresStore(t)
+	srv := httptest.NewServer(New(store, loadTestSchemas(t), opts).Handler())
+	t.Cleanup(srv.Close)
+	return &api{t: t, url: srv.URL, store: store}
+}
+
+// newPostgresStore returns a migrated store in a schema of its own.
+func newPostgresStore(t *testing.T) *postgres.Store {
+	t.Helper()
 	url, schema := harness.NewSchema(t)
 	store, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
 	if err != nil {
@@ -39,9 +48,7 @@ func newAPI(t *testing.T, opts Options) *api {
 	if _, err := store.Migrate(context.Background(), postgres.MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(store, loadTestSchemas(t), opts).Handler())
-	t.Cleanup(srv.Close)
-	return &api{t: t, url: srv.URL, store: store}
+	return store
 }
 
 type response struct {

@@ -1,16 +1,13 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/strata-events/strata/internal/eventstore"
-	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/memstore"
-	"github.com/strata-events/strata/internal/postgres"
 )
 
 // registerEarlier makes the first schema of typ that the files hold its
@@ -35,18 +32,7 @@ func (s *testSchemas) registerEarlier(t *testing.T, typ string) (registerLatest 
 func TestARetryAfterASchemaRegistrationIsIdempotent(t *testing.T) {
 	stores := map[string]func(t *testing.T) eventstore.Store{
 		"memstore": func(*testing.T) eventstore.Store { return memstore.New() },
-		"postgres": func(t *testing.T) eventstore.Store {
-			url, schema := harness.NewSchema(t)
-			store, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(store.Close)
-			if _, err := store.Migrate(context.Background(), postgres.MigrateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			return store
-		},
+		"postgres": func(t *testing.T) eventstore.Store { return newPostgresStore(t) },
 	}
 	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {
