@@ -29,7 +29,7 @@ const (
 )
 
 // Error is a request the writer answered with a status other than 2xx. A
-// refused request stored nothing.
+// refused request stored nothing, except when Outcome is OutcomeUnknown.
 //
 // errors.Is(err, &Error{Code: c}) holds for an *Error with code c, so the
 // sentinels below match every error of their kind.
@@ -59,7 +59,16 @@ type Error struct {
 	Path string
 	// EventIndex is the index in the append of the event at fault, or -1.
 	EventIndex int
+	// Outcome is OutcomeUnknown for an unavailable append whose database
+	// connection failed after it was sent, when the writer could not learn
+	// whether it committed: all of its events are stored, or none is.
+	// Retrying with the same event ids is safe and tells which. Empty
+	// otherwise.
+	Outcome string
 }
+
+// OutcomeUnknown is Error.Outcome for an append that may have been stored.
+const OutcomeUnknown = "unknown"
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -94,6 +103,13 @@ var (
 // refused because the stream was not at the expected version.
 func IsWrongExpectedVersion(err error) bool { return errors.Is(err, ErrWrongExpectedVersion) }
 
+// IsOutcomeUnknown reports whether err is, or wraps, an append that may
+// have been stored (see Error.Outcome).
+func IsOutcomeUnknown(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Outcome == OutcomeUnknown
+}
+
 // IsStreamNotFound reports whether err is, or wraps, a read of a stream
 // that does not exist.
 func IsStreamNotFound(err error) bool { return errors.Is(err, ErrStreamNotFound) }
@@ -120,6 +136,7 @@ type errorJSON struct {
 		StreamID  string `json:"streamId"`
 		Path      string `json:"path"`
 		Event     *int   `json:"event"`
+		Outcome   string `json:"outcome"`
 	} `json:"error"`
 }
 
@@ -145,7 +162,7 @@ func responseError(resp *http.Response, body []byte) *Error {
 	if d.Actual != nil {
 		e.Actual = *d.Actual
 	}
-	e.EventID, e.StreamID, e.Path = d.ID, d.StreamID, d.Path
+	e.EventID, e.StreamID, e.Path, e.Outcome = d.ID, d.StreamID, d.Path, d.Outcome
 	if d.Event != nil {
 		e.EventIndex = *d.Event
 	}

@@ -32,6 +32,7 @@ var statusOf = map[string]int{
 	eventstore.CodeUnknownEventType:       http.StatusUnprocessableEntity,
 	eventstore.CodeSchemaViolation:        http.StatusUnprocessableEntity,
 	eventstore.CodeUnavailable:            http.StatusServiceUnavailable,
+	CodeTooManySubscriptions:              http.StatusTooManyRequests,
 	eventstore.CodeInternal:               http.StatusInternalServerError,
 }
 
@@ -48,7 +49,14 @@ type errorBody struct {
 	StreamID string `json:"streamId,omitempty"`
 	Path     string `json:"path,omitempty"` // schema_violation
 	Event    *int   `json:"event,omitempty"`
+	// Outcome is "unknown" for an unavailable append that may have been
+	// stored: all of its events, or none.
+	Outcome string `json:"outcome,omitempty"`
 }
+
+// outcomeUnknown is the error of an append that failed in a way that
+// leaves unknown whether it was stored (postgres.OutcomeUnknownError).
+type outcomeUnknown interface{ OutcomeUnknown() bool }
 
 // eventError ties an error to the index of the event of an append that
 // caused it.
@@ -75,7 +83,12 @@ func describe(err error) (int, errorBody) {
 	if !ok || code == eventstore.CodeInternal {
 		return http.StatusInternalServerError, errorBody{Code: eventstore.CodeInternal, Message: "internal error; the request id is in the log"}
 	}
-	if code == eventstore.CodeUnavailable && errors.Is(err, context.DeadlineExceeded) {
+	var unknown outcomeUnknown
+	switch {
+	case code == eventstore.CodeUnavailable && errors.As(err, &unknown) && unknown.OutcomeUnknown():
+		// Its cause may be a deadline too; but this append may be stored.
+		body.Outcome = "unknown"
+	case code == eventstore.CodeUnavailable && errors.Is(err, context.DeadlineExceeded):
 		body.Message = "the database did not answer in time; nothing was stored"
 	}
 

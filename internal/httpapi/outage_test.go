@@ -1,10 +1,16 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +18,7 @@ import (
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/postgres"
 )
 
 // TestAppendsOverADatabaseRestart kills PostgreSQL under HTTP appends and
@@ -119,4 +126,208 @@ func TestAppendsOverADatabaseRestart(t *testing.T) {
 		t.Errorf("no append succeeded after the database came back")
 	}
 	t.Logf("%d stored, %d unavailable (slowest %s), %d of the last appends stored", ok, unavailable, slowest, afterRecovery)
+}
+
+// An append whose outcome the store could not learn is not answered as if
+// nothing was stored, whatever the cause it carries (a deadline, say): the
+// body marks the outcome unknown.
+func TestAnUnknownOutcomeIsNotDescribedAsNothingStored(t *testing.T) {
+	for _, cause := range []error{fmt.Errorf("timeout: %w", context.DeadlineExceeded), io.ErrUnexpectedEOF} {
+		err := &postgres.OutcomeUnknownError{Stream: eventstore.MustParseStreamID("Order-1"), Timeout: 15 * time.Second, Cause: cause}
+		status, body := describe(err)
+		if status != http.StatusServiceUnavailable || body.Code != eventstore.CodeUnavailable || body.Outcome != "unknown" || strings.Contains(body.Message, "nothing was stored") {
+			t.Errorf("describe(unknown outcome, cause %v) = %d %+v; want 503 unavailable, outcome unknown, not saying nothing was stored", cause, status, body)
+		}
+	}
+	status, body := describe(context.DeadlineExceeded)
+	if status != http.StatusServiceUnavailable || body.Outcome != "" || !strings.Contains(body.Message, "nothing was stored") {
+		t.Errorf("describe(deadline) = %d %+v; want 503 saying nothing was stored, with no outcome", status, body)
+	}
+}
+
+// TestAnAppendWhoseOutcomeCannotBeLearntSaysSo cuts the writer off from
+// PostgreSQL once an append's statement is sent, for longer than the settle
+// timeout: the request's deadline passes mid-statement, settle cannot ask,
+// and the answer must say that the outcome is unknown.
+func TestAnAppendWhoseOutcomeCannotBeLearntSaysSo(t *testing.T) {
+	url, schema := harness.NewSchema(t)
+	direct, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	if _, err := direct.Migrate(context.Background(), postgres.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, proxied := newFreezeProxy(t, url)
+	store, err := postgres.Open(context.Background(), proxied, postgres.Options{Schema: schema, SettleTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	t.Cleanup(proxy.close) // before the store closes, which would wait on frozen connections
+	srv := httptest.NewServer(New(store, loadTestSchemas(t), Options{Timeout: time.Second}).Handler())
+	t.Cleanup(srv.Close)
+	a := &api{t: t, url: srv.URL, store: store}
+
+	if r := a.do("POST", "/v1/streams/Order-warm/events", appendBody(-1, orderCreated)); r.status != http.StatusCreated {
+		t.Fatalf("the first append: %d %s", r.status, r.body)
+	}
+	frozen := proxy.freezeAtNextStatement()
+	r := a.do("POST", "/v1/streams/Order-cut/events", appendBody(-1, orderCreated, itemAdded))
+	if !closed(frozen) {
+		t.Fatalf("the proxy never cut the writer off; the test tested nothing")
+	}
+	e := r.errorOf()
+	if r.status != http.StatusServiceUnavailable || e.Code != eventstore.CodeUnavailable || e.Outcome != "unknown" || strings.Contains(e.Message, "nothing was stored") {
+		t.Errorf("an append whose outcome could not be learnt: %d %s; want 503 unavailable with outcome unknown, not saying nothing was stored", r.status, r.body)
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// freezeProxy forwards TCP connections to PostgreSQL until it is frozen:
+// from then on it forwards nothing more, in either direction, and holds
+// new connections without connecting them, as a network that stops
+// delivering does. It thaws, closing everything, when the test ends.
+type freezeProxy struct {
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	armed  bool
+	frozen chan struct{} // closed when frozen
+	conns  []net.Conn
+}
+
+// newFreezeProxy starts a proxy to the database at url and returns it
+// with the URL that goes through it.
+func newFreezeProxy(t *testing.T, url string) (*freezeProxy, string) {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezeProxy{ln: ln, target: u.Host, frozen: make(chan struct{})}
+	t.Cleanup(p.close)
+	go p.serve()
+	u.Host = ln.Addr().String()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return p, u.String()
+}
+
+// freezeAtNextStatement freezes the proxy when a client next binds a
+// statement to run, instead of forwarding that Bind; the returned channel
+// is closed then.
+func (p *freezeProxy) freezeAtNextStatement() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armed = true
+	return p.frozen
+}
+
+func (p *freezeProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *freezeProxy) track(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conns = append(p.conns, c)
+}
+
+func (p *freezeProxy) serve() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.track(client)
+		if closed(p.frozen) {
+			continue // held: never connected
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.track(server)
+		go p.clientToServer(client, server)
+		go func() {
+			io.Copy(&frozenWriter{p, client}, server)
+			client.Close()
+		}()
+	}
+}
+
+// clientToServer copies the client's messages; an armed proxy freezes at
+// the first Bind.
+func (p *freezeProxy) clientToServer(client, server net.Conn) {
+	defer server.Close()
+	r := bufio.NewReader(client)
+	for first := true; ; first = false {
+		var typ byte
+		if !first {
+			var err error
+			if typ, err = r.ReadByte(); err != nil {
+				return
+			}
+		}
+		var n [4]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return
+		}
+		msg := make([]byte, binary.BigEndian.Uint32(n[:])-4)
+		if _, err := io.ReadFull(r, msg); err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.armed && typ == 'B' {
+			p.armed = false
+			close(p.frozen)
+		}
+		p.mu.Unlock()
+		if closed(p.frozen) {
+			continue // swallowed
+		}
+		var out []byte
+		if !first {
+			out = append(out, typ)
+		}
+		out = append(append(out, n[:]...), msg...)
+		if _, err := server.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// frozenWriter drops what the server sends once the proxy is frozen.
+type frozenWriter struct {
+	p *freezeProxy
+	w io.Writer
+}
+
+func (f *frozenWriter) Write(b []byte) (int, error) {
+	if closed(f.p.frozen) {
+		return len(b), nil
+	}
+	return f.w.Write(b)
 }

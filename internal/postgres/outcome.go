@@ -80,6 +80,11 @@ func (e *OutcomeUnknownError) Error() string {
 
 func (e *OutcomeUnknownError) Unwrap() error { return e.Cause }
 
+// OutcomeUnknown returns true: whatever its cause, and though its code is
+// unavailable, the append may have been stored. The HTTP API tells it from
+// an unavailable error that stored nothing by this method.
+func (e *OutcomeUnknownError) OutcomeUnknown() bool { return true }
+
 // ErrorCode returns unavailable.
 func (e *OutcomeUnknownError) ErrorCode() string { return eventstore.CodeUnavailable }
 
