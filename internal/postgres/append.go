@@ -72,6 +72,9 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	if err := s.checkDirect(ctx); err != nil {
+		return eventstore.AppendResult{}, translate(err)
+	}
 	events = eventstore.AssignIDs(events)
 	for try := 1; ; try++ {
 		known := expected > 0 && s.versions.get(stream.String()) >= int64(expected)

@@ -30,14 +30,47 @@ type backend struct {
 const backendStartKey = "strata.backend_start"
 
 // recordBackend is the pool's AfterConnect hook: it notes the new
-// connection's server process start time.
-func recordBackend(ctx context.Context, c *pgx.Conn) error {
+// connection's server process start time, and whether the connection goes
+// through a connection pooler (see errPooled).
+func (s *Store) recordBackend(ctx context.Context, c *pgx.Conn) error {
+	var pid int64
 	var start time.Time
-	err := c.QueryRow(ctx, "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&start)
+	err := c.QueryRow(ctx, "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&pid, &start)
 	if err != nil {
 		return fmt.Errorf("read backend start: %w", err)
 	}
 	c.PgConn().CustomData()[backendStartKey] = start
+	if pid != int64(c.PgConn().PID()) && !s.pooled.Swap(true) {
+		s.log.Error("the database connection goes through a connection pooler: appends will be refused", "server_pid", pid, "reported_pid", c.PgConn().PID())
+	}
+	s.connected.Store(true)
+	return nil
+}
+
+// errPooled refuses appends on a store whose connections go through a
+// connection pooler (PgBouncer, pgcat, RDS Proxy, ...). Such a pooler
+// gives the client a process id of its own making, which is how it is
+// told apart from a direct connection (or a TCP proxy, which passes the
+// server's through). Behind it, settle cannot know which server process
+// runs an append, so it could not stop one whose answer was lost, and
+// might report failed an append that commits later.
+var errPooled = &unavailableError{cause: errors.New("appends are refused: the database connection goes through a connection pooler " +
+	"(the server process id it reports is not the server's), and the outcome of an append whose connection fails can only be " +
+	"settled on a direct connection; connect the writer to PostgreSQL directly")}
+
+// checkDirect returns errPooled when the store's connections go through a
+// pooler, making a first connection to learn it if none was made yet.
+func (s *Store) checkDirect(ctx context.Context) error {
+	if !s.connected.Load() {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		c.Release()
+	}
+	if s.pooled.Load() {
+		return errPooled
+	}
 	return nil
 }
 

@@ -73,6 +73,10 @@ type Store struct {
 	versions      *knownVersions
 	settleTimeout time.Duration
 	groups        *appendGroups // nil: every append is stored on its own
+
+	// connected is set once a connection was made, and pooled when one
+	// went through a connection pooler (see errPooled).
+	connected, pooled atomic.Bool
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -119,18 +123,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
 	cfg.ConnConfig.RuntimeParams["application_name"] = "strata"
-	cfg.AfterConnect = recordBackend
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
 	s := &Store{
-		pool:          pool,
 		schema:        opts.Schema,
 		sliceSize:     opts.SliceSize,
 		versions:      newKnownVersions(opts.KnownVersions),
 		settleTimeout: opts.SettleTimeout,
 		log:           opts.Logger.With("component", "store"),
+	}
+	cfg.AfterConnect = s.recordBackend
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if opts.GroupSlots > 0 {
 		s.groups = newAppendGroups(opts.GroupSlots, opts.MaxGroup)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -22,6 +23,8 @@ import (
 type cutProxy struct {
 	ln     net.Listener
 	target string
+
+	ownKeys bool // hand out a process id of its own, as a pooler does
 
 	mu        sync.Mutex
 	mode      cutMode
@@ -160,6 +163,11 @@ func (p *cutProxy) serverToClient(server, client net.Conn) {
 		p.mu.Lock()
 		armed := p.mode == loseAnswer
 		p.mu.Unlock()
+		if msg[0] == 'K' && p.ownKeys && len(msg) >= 9 {
+			// BackendKeyData: PgBouncer, pgcat and the like give each
+			// client a process id and key of their own making.
+			binary.BigEndian.PutUint32(msg[5:9], ^binary.BigEndian.Uint32(msg[5:9]))
+		}
 		if !armed && held == nil {
 			if _, err := client.Write(msg); err != nil {
 				server.Close()
@@ -234,11 +242,18 @@ func (m *messages) next() ([]byte, error) {
 
 // proxiedStore opens a second store on s's tables through a cutProxy.
 func proxiedStore(t *testing.T, s *Store) (*Store, *cutProxy) {
+	return proxiedStoreVia(t, s, func(p *cutProxy) {})
+}
+
+// proxiedStoreVia opens a second store on s's tables through a cutProxy
+// that setup has prepared.
+func proxiedStoreVia(t *testing.T, s *Store, setup func(*cutProxy)) (*Store, *cutProxy) {
 	u, err := url.Parse(harness.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := newCutProxy(t, u.Host)
+	setup(p)
 	u.Host = p.ln.Addr().String()
 	q := u.Query()
 	q.Set("sslmode", "disable")
@@ -252,6 +267,35 @@ func proxiedStore(t *testing.T, s *Store) (*Store, *cutProxy) {
 		t.Fatal(err)
 	}
 	return ps, p
+}
+
+// Behind a connection pooler, a connection's process id is the pooler's,
+// and the server process that runs an append may be another than the one
+// the connection started on: settle would end and wait for the wrong
+// process, or none, and could report failed an append still running. A
+// store behind one refuses appends, before sending anything; it still
+// reads.
+func TestAStoreBehindAConnectionPoolerRefusesAppends(t *testing.T) {
+	s := newStore(t, Options{})
+	for _, slots := range []int{DefaultGroupSlots, -1} {
+		ps, _ := proxiedStoreVia(t, s, func(p *cutProxy) { p.ownKeys = true })
+		if slots < 0 {
+			ps.groups = nil
+		}
+		stream := eventstore.MustParseStreamID(fmt.Sprintf("Order-pooled%d", slots))
+		for _, events := range [][]eventstore.EventData{storetest.Events(1, "one"), storetest.Events(2, "two")} {
+			_, err := ps.Append(ctx, stream, eventstore.Any, events)
+			if !errors.Is(err, eventstore.ErrUnavailable) || !strings.Contains(err.Error(), "pooler") {
+				t.Errorf("Append of %d events through a pooler (group slots %d) = %v, want unavailable, naming the pooler", len(events), slots, err)
+			}
+		}
+		if _, err := s.ReadStream(ctx, stream, eventstore.StreamQuery{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+			t.Errorf("after appends through a pooler were refused, ReadStream = %v, want not found", err)
+		}
+		if _, err := ps.ReadAll(ctx, "", 10); err != nil {
+			t.Errorf("a read through a pooler = %v, want it served", err)
+		}
+	}
 }
 
 func TestAnAppendWhoseAnswerIsLostIsReportedStored(t *testing.T) {
