@@ -102,8 +102,9 @@ func (s *Store) appendGrouped(ctx context.Context, stream eventstore.StreamID, e
 	g.mu.Unlock()
 	var r groupedResult
 	if lead {
-		// A leader's own append is answered by the time it stops leading;
-		// its deadline may have passed meanwhile, but the answer is the truth.
+		// A leader stops leading once its own append has been sent in a
+		// group (its own, or the other slot's): its answer is then the
+		// outcome, whether or not its deadline passed meanwhile.
 		s.leadGroups(ctx, a)
 		r = <-a.done
 	} else {
