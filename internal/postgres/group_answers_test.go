@@ -49,8 +49,7 @@ func TestAnAppendInARunningGroupIsAnsweredWithItsOutcome(t *testing.T) {
 	appendInTx(t, hot, "Order-hot", storetest.Event("E", "held"))
 	release, _ := holdSlot(t, s)
 
-	leaving, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
+	leaving := newLeavingContext()
 	a := appendAsync(s, leaving, "Order-a", eventstore.Any, storetest.Event("E", "a"))
 	h := appendAsync(s, ctx, "Order-hot", eventstore.Any, storetest.Event("E", "hot"))
 	waitFor(t, "the two appends to queue", func() bool { return s.groups.state().pending == 2 })
@@ -58,7 +57,7 @@ func TestAnAppendInARunningGroupIsAnsweredWithItsOutcome(t *testing.T) {
 	release()
 	// The group of the two now waits for the lock on Order-hot's version 1.
 	waitFor(t, "the group to run", func() bool { return s.groups.statements.Load() == before+1 })
-	<-leaving.Done()
+	leaving.leave()
 	if err := hot.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +68,27 @@ func TestAnAppendInARunningGroupIsAnsweredWithItsOutcome(t *testing.T) {
 	if v := stored(t, s, "Order-a"); ra.err != nil || v != 1 || ra.res.FirstVersion != 1 {
 		t.Errorf("the append whose caller left: answered %+v, %v; Order-a holds %d events; want stored at version 1 and answered so", ra.res, ra.err, v)
 	}
+}
+
+// leavingContext is a caller's context whose deadline passes when the test
+// says so, not when a clock does.
+type leavingContext struct {
+	context.Context
+	done chan struct{}
+}
+
+func newLeavingContext() *leavingContext {
+	return &leavingContext{Context: ctx, done: make(chan struct{})}
+}
+
+func (c *leavingContext) leave()                { close(c.done) }
+func (c *leavingContext) Done() <-chan struct{} { return c.done }
+
+func (c *leavingContext) Err() error {
+	if closed(c.done) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // A leader runs its groups without watching its caller's context: when its

@@ -105,6 +105,7 @@ func holdSlot(t *testing.T, s *Store) (release func(), answered <-chan struct{})
 	}()
 	waitFor(t, "the gate append to hold the slot", func() bool { return s.groups.state() == (groupState{running: 1}) })
 	t.Cleanup(func() {
+		blocker.Rollback(ctx) // should the test have failed before release
 		<-done
 		if err != nil {
 			t.Errorf("gate append: %v", err)
