@@ -152,17 +152,9 @@ func TestAnUnknownOutcomeIsNotDescribedAsNothingStored(t *testing.T) {
 // timeout: the request's deadline passes mid-statement, settle cannot ask,
 // and the answer must say that the outcome is unknown.
 func TestAnAppendWhoseOutcomeCannotBeLearntSaysSo(t *testing.T) {
-	url, schema := harness.NewSchema(t)
-	direct, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
-	if _, err := direct.Migrate(context.Background(), postgres.MigrateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxy, proxied := newFreezeProxy(t, url)
-	store, err := postgres.Open(context.Background(), proxied, postgres.Options{Schema: schema, SettleTimeout: time.Second})
+	direct := newPostgresStore(t)
+	proxy, proxied := newFreezeProxy(t, harness.PostgresURL(t))
+	store, err := postgres.Open(context.Background(), proxied, postgres.Options{Schema: direct.Schema(), SettleTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
