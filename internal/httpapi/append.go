@@ -115,6 +115,9 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 		status, outcome = http.StatusOK, outcomeReplayed
 	} else {
 		s.opts.OnAppend()
+		if s.subs != nil {
+			s.subs.hub.Notify(stream.Category())
+		}
 	}
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
 	WriteJSON(w, status, resp)

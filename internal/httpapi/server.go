@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/subscribe"
 )
 
 // Schemas turns event data between the API's natural JSON and the Avro
@@ -79,6 +80,19 @@ type Options struct {
 	// OnAppend is called after each append that stored events (the
 	// relay's wake-up); it must not block.
 	OnAppend func()
+	// Subscriptions runs the live subscriptions' feeds; their streams end
+	// when its context does. Nil makes one (ending never) when the store
+	// is an eventstore.Tailer; otherwise the subscription routes answer
+	// 404.
+	Subscriptions *subscribe.Hub
+	// MaxSubscriptions bounds the open subscriptions in all, and
+	// MaxSubscriptionsPerToken those of one token (of one principal);
+	// defaults DefaultMaxSubscriptions and DefaultMaxSubscriptionsPerToken.
+	MaxSubscriptions, MaxSubscriptionsPerToken int
+	// Heartbeat is how often an idle subscription gets a comment, so that
+	// proxies keep it open and clients notice a dead connection; default
+	// 15s.
+	Heartbeat time.Duration
 	// Metrics receives the API's metrics and is served at /metrics; nil
 	// makes a registry of the API's own.
 	Metrics *prometheus.Registry
@@ -92,6 +106,8 @@ type Server struct {
 	opts    Options
 	metrics *metrics
 	router  *Router
+	tailer  eventstore.Tailer // nil: no subscriptions
+	subs    *subscriptions
 }
 
 // New returns a Server over store and schemas.
@@ -129,6 +145,16 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	s.router.Handle("GET /v1/streams/{streamId}/events", "read_stream", RoleReader, s.readStream)
 	s.router.Handle("GET /v1/categories/{category}/events", "read_category", RoleReader, s.readCategory)
 	s.router.Handle("GET /v1/events", "read_all", RoleReader, s.readAll)
+	if tailer, ok := store.(subscribe.Store); ok {
+		hub := opts.Subscriptions
+		if hub == nil {
+			hub = subscribe.NewHub(context.Background(), tailer, subscribe.Options{Logger: opts.Logger})
+		}
+		s.tailer, s.subs = tailer, newSubscriptions(hub, opts)
+	}
+	s.router.Handle("GET /v1/events/subscribe", "subscribe_all", RoleReader, s.subscribeAll)
+	s.router.Handle("GET /v1/categories/{category}/subscribe", "subscribe_category", RoleReader, s.subscribeCategory)
+	s.router.Handle("GET /v1/streams/{streamId}/subscribe", "subscribe_stream", RoleReader, s.subscribeStream)
 	if opts.Registry != nil {
 		registry := http.StripPrefix("/registry", opts.Registry)
 		s.router.HandleRoles("/registry/", "registry", s.registryRole, func(w http.ResponseWriter, r *http.Request, _ Token) error {

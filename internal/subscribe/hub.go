@@ -80,6 +80,10 @@ func NewHub(ctx context.Context, store Store, opts Options) *Hub {
 	return &Hub{store: store, opts: opts, ctx: ctx, feeds: map[string]*feed{}}
 }
 
+// Context is the one the Hub was made with: its feeds, and the
+// subscriptions served over them, end with it.
+func (h *Hub) Context() context.Context { return h.ctx }
+
 // Notify wakes the feeds that an append to category may concern: its own
 // and $all's. It never blocks.
 func (h *Hub) Notify(category string) {
