@@ -19,6 +19,7 @@ import (
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
+	"github.com/strata-events/strata/internal/subscribe"
 )
 
 var serveCommand = config.Command{
@@ -98,6 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	api := httpapi.New(store, catalog, httpapi.Options{
 		OnAppend:        onAppend,
+		Subscriptions:   subscribe.NewHub(ctx, store, subscribe.Options{Logger: log.With("component", "subscriptions")}),
 		Tokens:          httpapi.TokensOf(cfg.APITokens),
 		Registry:        registryHandler,
 		RegistryIsWrite: registry.IsWrite,
