@@ -50,6 +50,8 @@ type Subscription struct {
 	cursor  eventstore.Cursor // $all, a category: where it stands
 	version int64             // a stream: the last version passed
 	join    *batch            // joining: the batch it reads up to
+	first   *batch            // a stream: the feed's first batch, not yet taken
+	synced  bool              // a stream: the feed's first batch has come
 }
 
 // Subscribe returns a subscription; it reads nothing until Next.
@@ -131,17 +133,26 @@ func (s *Subscription) Next(ctx context.Context) ([]Item, error) {
 }
 
 // nextOfStream follows one stream: it reads the stream itself until it has
-// caught up once after joining the feed of its category, then takes the
-// stream's events from the feed, skipping versions it has passed and
-// reading the stream again if a version is missing.
+// caught up once after the feed of its category has handed it a first
+// batch, then takes the stream's events from the feed, skipping versions
+// it has passed and reading the stream again if a version is missing.
+// The first batch matters: it starts where the feed stood after this
+// subscriber joined (a new feed finds the head only then), so whatever
+// the feed will not hand over was committed before that batch came and is
+// read from the stream.
 func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 	size := s.hub.opts.PageSize
 	for {
 		if s.phase == live {
-			b, err := s.receive(ctx)
-			if err != nil {
-				return nil, err
+			b := s.first
+			if b == nil {
+				next, err := s.receive(ctx)
+				if err != nil {
+					return nil, err
+				}
+				b = &next
 			}
+			s.first = nil
 			var events []eventstore.RecordedEvent
 			for _, e := range b.page.Events {
 				switch {
@@ -158,6 +169,14 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 			}
 			continue
 		}
+		if s.m != nil && !s.synced {
+			b, err := s.receive(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.first, s.synced = &b, true
+			s.hub.joined(s.m)
+		}
 		page, err := s.hub.store.ReadStream(ctx, s.req.Stream, eventstore.StreamQuery{From: s.version + 1, Limit: size})
 		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 			return nil, err
@@ -167,11 +186,8 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 		}
 		if len(page.Events) < size {
 			if s.m == nil {
-				// Join, then read once more: what committed before the
-				// join may have passed the feed already.
-				s.m = s.hub.join(s.category)
-				s.hub.joined(s.m)
-			} else {
+				s.m = s.hub.join(s.category) // then a first batch, and read again
+			} else if s.synced {
 				s.phase = live
 			}
 		}
