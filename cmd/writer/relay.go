@@ -26,7 +26,7 @@ import (
 // relaySettings are the settings the relay reads, in serve and relay.
 var relaySettings = []config.Setting{
 	config.KafkaBrokers, config.KafkaTLS, config.KafkaSASLMechanism, config.KafkaSASLUser, config.KafkaSASLPassword,
-	config.TopicPrefix, config.TopicPartitions, config.StoreName,
+	config.TopicPrefix, config.TopicPartitions, config.StoreName, config.MaxEventBytes,
 }
 
 var relayCommand = config.Command{
@@ -89,7 +89,10 @@ func newRelay(cfg *config.Config, store *postgres.Store, catalog *registry.Catal
 		return store.AcquireLease(ctx, "relay", time.Second)
 	})
 	newPublisher := func() (relay.Publisher, error) {
-		return kafka.NewPublisher(kcfg, kafka.PublisherOptions{Instance: instance, Logger: log})
+		// The producer takes any event the writer stored: one over its
+		// batch limit would halt the relay.
+		return kafka.NewPublisher(kcfg, kafka.PublisherOptions{Instance: instance, Logger: log,
+			MaxRecordBytes: max(kafka.DefaultMaxRecordBytes, cfg.MaxEventBytes)})
 	}
 	return relay.New(store, catalog, leases, newPublisher, relay.Options{Logger: log, Metrics: metrics})
 }

@@ -35,7 +35,7 @@ On SIGINT or SIGTERM it stops taking requests, finishes those in flight (appends
 are atomic: none is ever half-stored) and exits.`,
 	Settings: append([]config.Setting{
 		config.DatabaseURL, config.DatabaseSchema, config.HTTPAddr, config.RegistryURL,
-		config.APITokens, config.AllowUnauthenticated, config.MaxEventBytes, config.LogLevel, config.LogFormat,
+		config.APITokens, config.AllowUnauthenticated, config.LogLevel, config.LogFormat,
 	}, relaySettings...),
 }
 

@@ -104,7 +104,8 @@ const DefaultDatabaseURL = "postgres://strata@127.0.0.1:5432/strata?sslmode=disa
 
 // Bounds of STRATA_MAX_EVENT_BYTES. The default is below franz-go's
 // default ProducerBatchMaxBytes (1,000,012 bytes) and Kafka's default
-// max.message.bytes (1,048,588); raise it only with both. The least is
+// max.message.bytes (1,048,588); the relay raises its producer's limit
+// with it, the topics' limit is the operator's. The least is
 // room for an event's headers; the most is Kafka's int32 sizes, far beyond
 // any request body.
 const (
@@ -145,7 +146,7 @@ var specs = map[Setting]spec{
 		func(c *Config, v string) error { c.StoreName = v; return checkNonEmpty(v) }},
 	MaxEventBytes: {"max-event-bytes", strconv.Itoa(DefaultMaxEventBytes),
 		"largest Kafka record one event may make (key, value, headers and a record batch's overhead); appends of a larger event are refused; " +
-			"at most the relay producer's batch limit and the topics' max.message.bytes", false,
+			"the relay's producer takes records up to this size (at least 1000012); keep the topics' max.message.bytes above it", false,
 		func(c *Config, v string) (err error) {
 			c.MaxEventBytes, err = parseRange(v, MinMaxEventBytes, MaxMaxEventBytes)
 			return err

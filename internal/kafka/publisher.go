@@ -38,6 +38,11 @@ type PublisherOptions struct {
 	TransactionTimeout time.Duration
 	// Instance names this relay in checkpoints and logs.
 	Instance string
+	// MaxRecordBytes is the largest record batch the producer sends
+	// (franz-go's ProducerBatchMaxBytes); default 1,000,012 bytes,
+	// Kafka's default max.message.bytes. An event whose record does not
+	// fit alone in a batch this size halts the relay (relay.HaltError).
+	MaxRecordBytes int
 	// ClientOptions are added to the Kafka clients' (tests use it).
 	ClientOptions []kgo.Opt
 	Logger        *slog.Logger
@@ -79,6 +84,9 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 	if opts.TransactionTimeout <= 0 {
 		opts.TransactionTimeout = 20 * time.Second
 	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = DefaultMaxRecordBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -93,6 +101,7 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 		kgo.TransactionTimeout(opts.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
+		kgo.ProducerBatchMaxBytes(int32(opts.MaxRecordBytes)),
 		// No record delivery timeout: franz-go measures it from the
 		// record's timestamp, which is the event's time, possibly long
 		// past, and a transactional client does not apply it to a record
@@ -390,7 +399,11 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 		}); err != nil {
 			return fmt.Errorf("the partitions of %s: %w", topic, err)
 		}
-		records = append(records, p.cfg.Record(e.RecordedEvent, e.SchemaID, n))
+		r := p.cfg.Record(e.RecordedEvent, e.SchemaID, n)
+		if size := RecordBatchBytes(r); size > p.opts.MaxRecordBytes {
+			return tooLarge(e, topic, size, p.opts.MaxRecordBytes, "its record is larger than the producer's batch limit")
+		}
+		records = append(records, r)
 	}
 	cp.Relay, cp.At = p.opts.Instance, time.Now().UTC()
 	value, err := json.Marshal(cp)
@@ -412,9 +425,14 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}); err != nil {
 		return p.fenced(fmt.Errorf("produce the checkpoint: %w", err))
 	}
+	var results kgo.ProduceResults
 	if err := p.call(ctx, "produce records", func(ctx context.Context) error {
-		return p.cl.ProduceSync(ctx, records...).FirstErr()
+		results = p.cl.ProduceSync(ctx, records...)
+		return results.FirstErr()
 	}); err != nil {
+		if halt := rejectedAsTooLarge(events, records, results); halt != nil {
+			return halt
+		}
 		return p.fenced(fmt.Errorf("produce %d records: %w", len(records), err))
 	}
 	if beforeCommit != nil {
@@ -455,4 +473,66 @@ func (p *Publisher) fenced(err error) error {
 		return fmt.Errorf("%w: %v", ErrFenced, err)
 	}
 	return err
+}
+
+// DefaultMaxRecordBytes is PublisherOptions.MaxRecordBytes' default: franz-go's
+// and Kafka's max.message.bytes default.
+const DefaultMaxRecordBytes = 1_000_012
+
+// RecordBatchBytes is the size of a record batch holding r alone, as
+// franz-go counts it against ProducerBatchMaxBytes (the batch header, with
+// the 4-byte length a produce request puts before it, and the record).
+// Kafka counts 4 bytes less against max.message.bytes.
+func RecordBatchBytes(r *kgo.Record) int {
+	const batchOverhead = 4 + 61
+	l := 1 + 1 + 1 + // attributes, timestamp delta 0, offset delta 0
+		varintLen(len(r.Key)) + len(r.Key) + varintLen(len(r.Value)) + len(r.Value) + varintLen(len(r.Headers))
+	for _, h := range r.Headers {
+		l += varintLen(len(h.Key)) + len(h.Key) + varintLen(len(h.Value)) + len(h.Value)
+	}
+	return batchOverhead + varintLen(l) + l
+}
+
+// varintLen is the length of n as a zig-zag varint.
+func varintLen(n int) int {
+	u := uint64(n) << 1
+	l := 1
+	for ; u >= 0x80; u >>= 7 {
+		l++
+	}
+	return l
+}
+
+// tooLarge is the halt for an event whose record cannot be published.
+func tooLarge(e Event, topic string, size, limit int, why string) *relay.HaltError {
+	return &relay.HaltError{Reason: "event_too_large", Stream: e.StreamID.String(), Version: e.Version,
+		Position: e.GlobalPosition, Size: size, Limit: limit, Topic: topic,
+		Message: fmt.Sprintf("event %s (%s@%d, position %d) cannot be published to %s: %s (%d bytes, limit %d)",
+			e.ID, e.StreamID, e.Version, e.GlobalPosition, topic, why, size, limit),
+		Remedy: "nothing after it is published, in any category; raise the limit — the relay's producer batch limit " +
+			"and the topic's max.message.bytes (and consumers' fetch limits) above the event's size — then restart the relay"}
+}
+
+// rejectedAsTooLarge returns the halt for a produce that failed because a
+// record, or a batch of records, was too large — for franz-go before it
+// sent it, or for the broker (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE):
+// sending it again fails again. It names the largest record that failed.
+func rejectedAsTooLarge(events []Event, records []*kgo.Record, results kgo.ProduceResults) *relay.HaltError {
+	worst := -1
+	var cause error
+	for _, res := range results {
+		if !errors.Is(res.Err, kerr.MessageTooLarge) && !errors.Is(res.Err, kerr.RecordListTooLarge) {
+			continue
+		}
+		for i, r := range records {
+			if r == res.Record && (worst < 0 || RecordBatchBytes(r) > RecordBatchBytes(records[worst])) {
+				worst, cause = i, res.Err
+			}
+		}
+	}
+	if worst < 0 {
+		return nil
+	}
+	return tooLarge(events[worst], records[worst].Topic, RecordBatchBytes(records[worst]), 0,
+		fmt.Sprintf("Kafka refused it: %v", cause))
 }

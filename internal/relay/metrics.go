@@ -10,6 +10,7 @@ type metrics struct {
 	active, lagSeconds, lastPosition prometheus.Gauge
 	batches, events, failures        prometheus.Counter
 	batchSize, publish, delay        prometheus.Histogram
+	halted                           *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, r *Relay) *metrics {
@@ -26,6 +27,9 @@ func newMetrics(reg prometheus.Registerer, r *Relay) *metrics {
 			Help: "Events published by the relay."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_relay_failures_total",
 			Help: "Attempts that failed (the relay then resumes from the committed checkpoint)."}),
+		halted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_relay_halted",
+			Help: "1 while the relay holds its lease but has halted publishing for the reason: an event too large for Kafka, a topic whose partitions changed, a topic that would lose events; see the log, then restart it."},
+			[]string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_relay_batch_events",
 			Help: "Events per Kafka transaction.", Buckets: prometheus.ExponentialBuckets(1, 4, 6)}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_relay_publish_seconds",
@@ -42,6 +46,9 @@ func newMetrics(reg prometheus.Registerer, r *Relay) *metrics {
 			}
 			return time.Since(time.Unix(0, last)).Seconds()
 		})
-	reg.MustRegister(m.active, m.lagSeconds, m.lastPosition, m.batches, m.events, m.failures, m.batchSize, m.publish, m.delay, checkpointAge)
+	for _, reason := range []string{"event_too_large", "partitions_changed", "topic_config"} {
+		m.halted.WithLabelValues(reason)
+	}
+	reg.MustRegister(m.active, m.lagSeconds, m.lastPosition, m.batches, m.events, m.failures, m.batchSize, m.publish, m.delay, m.halted, checkpointAge)
 	return m
 }

@@ -89,8 +89,13 @@ var ErrFenced = errors.New("fenced: another relay of this store has taken over")
 
 // Defaults for Options.
 const (
-	DefaultBatchSize    = 1000
-	DefaultPollInterval = 50 * time.Millisecond
+	DefaultBatchSize = 1000
+	// DefaultMaxBatchBytes bounds a batch's events by size: far below
+	// franz-go's 100 MiB limit on one produce request
+	// (BrokerMaxWriteBytes), and small enough to produce well within
+	// half the transaction timeout.
+	DefaultMaxBatchBytes = 16 << 20
+	DefaultPollInterval  = 50 * time.Millisecond
 	// DefaultMaxBackoff is short because it is also how late the relay
 	// may notice that Kafka is back after an outage: a relay that waits
 	// at most 2s between attempts publishes again within about 2s of the
@@ -102,6 +107,11 @@ const (
 type Options struct {
 	// BatchSize bounds the events of one transaction; default 1000.
 	BatchSize int
+	// MaxBatchBytes bounds the size of one transaction's events (their
+	// data, ids and metadata, as EventBytes counts them); default 16 MiB.
+	// A batch holds at least one event, whatever its size: the
+	// publisher refuses one too large for Kafka with a HaltError.
+	MaxBatchBytes int
 	// PollInterval is how often the relay looks for events appended by
 	// other writers; those of this process wake it at once (Notify).
 	// Default 50ms.
@@ -136,6 +146,8 @@ type Relay struct {
 	events       atomic.Int64 // events published in committed batches
 	failedSince  atomic.Int64 // UnixNano of the first failure since the last commit, or 0
 	active       atomic.Bool
+	halted       atomic.Pointer[Halt]
+	avgBytes     atomic.Int64 // the average size of the events read lately, for the read limit
 }
 
 // New returns a relay. newPublisher makes a publisher for each term as the
@@ -143,6 +155,9 @@ type Relay struct {
 func New(src Source, schemas Schemas, leases Leases, newPublisher func() (Publisher, error), opts Options) *Relay {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
@@ -229,11 +244,14 @@ func (r *Relay) lead(ctx context.Context, lease Lease) error {
 			failures = 0
 		}
 		var crash *crashError
+		var halt *HaltError
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.As(err, &crash), errors.Is(err, ErrFenced), errors.Is(err, errLeaseLost):
 			return err
+		case errors.As(err, &halt):
+			return r.halt(ctx, lease, halt)
 		}
 		// Whatever the last transaction became, the committed
 		// checkpoint says; a new publisher reads it again.
@@ -347,16 +365,21 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 }
 
 // readAhead reads the store from cursor and sends batches of events with
-// their schema ids — up to BatchSize, read in pages of at most the store's
-// read limit — waiting for wake-ups when it has read everything.
+// their schema ids — up to BatchSize events and about MaxBatchBytes, read
+// in pages of at most the store's read limit — waiting for wake-ups when it
+// has read everything. A page is asked for as many events as the average
+// size of those read lately says fit in what is left of MaxBatchBytes, so
+// a batch of large events stays near the budget: it passes it by at most
+// one page that held larger events than the average.
 func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages chan<- page) error {
 	for ctx.Err() == nil {
 		var batch []Event
-		for len(batch) < r.opts.BatchSize {
+		bytes := 0
+		for len(batch) < r.opts.BatchSize && bytes < r.opts.MaxBatchBytes {
 			if err := r.fault("read"); err != nil {
 				return err
 			}
-			limit := min(r.opts.BatchSize-len(batch), eventstore.MaxReadLimit)
+			limit := min(r.opts.BatchSize-len(batch), eventstore.MaxReadLimit, r.fitting(r.opts.MaxBatchBytes-bytes))
 			got, err := r.src.ReadAll(ctx, cursor, limit)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -369,6 +392,14 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 			if err != nil {
 				return err
 			}
+			read := 0
+			for _, e := range got.Events {
+				read += EventBytes(e)
+			}
+			if len(got.Events) > 0 {
+				r.learnSize(read / len(got.Events))
+			}
+			bytes += read
 			batch = append(batch, events...)
 			if len(got.Events) < limit {
 				break // caught up
@@ -378,13 +409,52 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 			r.idle(ctx)
 			continue
 		}
+		full := len(batch) == r.opts.BatchSize || bytes >= r.opts.MaxBatchBytes
 		select {
-		case pages <- page{events: batch, next: cursor, full: len(batch) == r.opts.BatchSize}:
+		case pages <- page{events: batch, next: cursor, full: full}:
 		case <-ctx.Done():
 			return nil
 		}
 	}
 	return nil
+}
+
+// initialEventBytes is the size assumed of events before any was read: a
+// large one, so that the first read of a store of large events does not
+// bring a thousand of them at once.
+const initialEventBytes = 1 << 20
+
+// fitting returns how many events of the average size fit in budget; at
+// least one.
+func (r *Relay) fitting(budget int) int {
+	avg := int(r.avgBytes.Load())
+	if avg <= 0 {
+		avg = initialEventBytes
+	}
+	return max(1, budget/avg)
+}
+
+// learnSize moves the average event size a quarter of the way to that of
+// the last page.
+func (r *Relay) learnSize(pageAvg int) {
+	avg := r.avgBytes.Load()
+	if avg <= 0 {
+		r.avgBytes.Store(int64(pageAvg))
+		return
+	}
+	r.avgBytes.Store(avg + (int64(pageAvg)-avg)/4)
+}
+
+// EventBytes is about the size of an event's Kafka record: its data, its
+// stream id (the key and a header), type, metadata and the fixed headers.
+func EventBytes(e eventstore.RecordedEvent) int {
+	m := e.Metadata
+	n := 256 + len(e.Data) + 2*len(e.StreamID.String()) + len(e.Type) +
+		len(m.CorrelationID) + len(m.CausationID) + len(m.UserID) + len(m.TenantID)
+	for k, v := range m.Custom {
+		n += len(k) + len(v) + 6
+	}
+	return n
 }
 
 func (r *Relay) withSchemaIDs(ctx context.Context, stored []eventstore.RecordedEvent) ([]Event, error) {

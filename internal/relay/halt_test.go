@@ -1,0 +1,138 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/kafka"
+	"github.com/strata-events/strata/internal/relay"
+	"github.com/strata-events/strata/internal/storetest"
+)
+
+// gauge returns the value of the metric name (with the label value, if
+// any) in reg, and whether it is there.
+func gauge(t *testing.T, reg *prometheus.Registry, name, label string) (float64, bool) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			if m.Gauge != nil {
+				return m.Gauge.GetValue(), true
+			}
+			return m.Counter.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// An event too large for Kafka stops the relay at it, once and loudly: it
+// is named in the relay's status and in strata_relay_halted, the relay
+// keeps its lease (a standby would hit the same wall) and makes no new
+// attempt, instead of retrying the same batch for ever.
+func TestAnEventTooLargeForKafkaHaltsTheRelayLoudlyOnce(t *testing.T) {
+	e := newEnv(t, harness.KafkaBrokers(t))
+	appendEvents(t, e.store, 3, 1, "before")
+	big := storetest.Events(1, "big")
+	big[0].Data = []byte(strings.Repeat("x", 1500_000)) // over the producer's 1,000,012-byte batch limit
+	storetest.MustAppend(t, e.store, "Order-big", eventstore.Any, big...)
+	appendEvents(t, e.store, 3, 1, "after")
+
+	var publishers atomic.Int32
+	reg := prometheus.NewRegistry()
+	r := relay.New(e.store, schemaIDs{}, e, func() (relay.Publisher, error) {
+		publishers.Add(1)
+		return kafka.NewPublisher(e.kafka, kafka.PublisherOptions{TransactionTimeout: 5 * time.Second, Instance: t.Name()})
+	}, relay.Options{BatchSize: 2, PollInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Metrics: reg})
+	e.start(r)
+	waitUntil(t, 60*time.Second, "the relay halts, or retries three times", func() bool {
+		halted, _ := gauge(t, reg, "strata_relay_halted", "event_too_large")
+		failures, _ := gauge(t, reg, "strata_relay_failures_total", "")
+		return halted == 1 || failures >= 3
+	})
+	if failures, _ := gauge(t, reg, "strata_relay_failures_total", ""); failures != 0 || publishers.Load() != 1 {
+		t.Errorf("the relay failed %v times and made %d publishers; want it halted at once, with its first publisher", failures, publishers.Load())
+	}
+	st := r.Status()
+	if st.Halted == nil || st.Halted.Reason != "event_too_large" || st.Halted.Stream != "Order-big" || st.Halted.Version != 1 || st.Halted.Size < 1500_000 {
+		t.Fatalf("Status() = %+v, want halted at Order-big@1 with its size", st)
+	}
+	if !st.Active {
+		t.Errorf("a halted relay gave up its lease: a standby would hit the same event")
+	}
+	e.mu.Lock()
+	lease := e.leases[len(e.leases)-1]
+	e.mu.Unlock()
+	if held, err := lease.Held(context.Background()); err != nil || !held {
+		t.Errorf("the halted relay's lease: held = %v, %v; want held", held, err)
+	}
+	// Everything before the batch with the large event was published once;
+	// nothing from it or after it.
+	stored := e.stored()
+	published := e.published()
+	for _, m := range published {
+		if m.StreamID.String() == "Order-big" || strings.Contains(m.StreamID.String(), "after") {
+			t.Errorf("%s@%d was published past the halt", m.StreamID, m.Version)
+		}
+		if _, ok := stored[m.ID]; !ok {
+			t.Errorf("published %s is not stored", m.ID)
+		}
+	}
+	if len(published) != 2 {
+		t.Errorf("published %d events, want the 2 of the batch before the large event's", len(published))
+	}
+}
+
+// A transaction holds about MaxBatchBytes of events, not BatchSize events
+// whatever their size: 60 events of 2.5 kB under a budget of 10 kB go out
+// in transactions of a few events each (a batch passes the budget by at
+// most one page), every one published once.
+func TestBatchesAreBoundedByBytes(t *testing.T) {
+	e := newEnv(t, harness.KafkaBrokers(t))
+	for i := range 60 {
+		ev := storetest.Events(1, "big")
+		ev[0].Data = []byte(strings.Repeat("x", 2500))
+		storetest.MustAppend(t, e.store, fmt.Sprint("Order-b", i%6), eventstore.Any, ev...)
+	}
+	reg := prometheus.NewRegistry()
+	e.start(e.relay(relay.Options{MaxBatchBytes: 10_000, Metrics: reg}))
+	stored := e.stored()
+	checkExactlyOnce(t, stored, e.waitPublished(len(stored), 30*time.Second))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "strata_relay_batch_events" {
+			continue
+		}
+		h := f.GetMetric()[0].GetHistogram()
+		for _, b := range h.GetBucket() {
+			if b.GetUpperBound() == 16 && b.GetCumulativeCount() != h.GetSampleCount() {
+				t.Errorf("%d of %d transactions held more than 16 events of 2.5 kB under a 10 kB budget",
+					h.GetSampleCount()-b.GetCumulativeCount(), h.GetSampleCount())
+			}
+		}
+		if h.GetSampleCount() < 60*2500/(10_000+4*2800) {
+			t.Errorf("60 events of 2.5 kB went out in %d transactions under a 10 kB budget", h.GetSampleCount())
+		}
+		return
+	}
+	t.Fatal("no strata_relay_batch_events")
+}
