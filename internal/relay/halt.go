@@ -13,13 +13,16 @@ var ErrHalted = errors.New("the relay halted")
 
 // HaltError stops the relay for good, for a reason that does not go away
 // by itself: an event too large for Kafka, a topic whose partition count
-// changed. A Publisher returns it; the relay then stops publishing, logs it
-// at error level, reports it in strata_relay_halted{reason} and Status, and
-// keeps its lease — a standby would meet the same wall — until it is
-// restarted. It never retries the batch.
+// changed, a checkpoint the store refuses. A Publisher returns it (the relay
+// makes one itself for a refused checkpoint); the relay then stops
+// publishing, logs it at error level, reports it in
+// strata_relay_halted{reason} and Status, and keeps its lease — a standby
+// would meet the same wall — until it is restarted. It never retries the
+// batch.
 type HaltError struct {
 	// Reason is a short label, as in strata_relay_halted{reason}:
-	// "event_too_large", "partitions_changed", "topic_config".
+	// "event_too_large", "partitions_changed", "topic_config",
+	// "checkpoint_refused".
 	Reason string
 	// The event it stopped at, when it stopped at one: its stream,
 	// version, global position and size as a Kafka record, and the limit.

@@ -42,6 +42,46 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, label string) (float64,
 	return 0, false
 }
 
+// runUntilHalted runs a relay, with short waits and publishers of
+// pubOpts, until it halts for reason or has failed three times, and checks
+// that it halted at once: with its first publisher, no failure counted, its
+// lease kept (a standby would meet the same wall). It returns the status.
+func (e *env) runUntilHalted(reason string, pubOpts kafka.PublisherOptions, opts relay.Options) relay.Status {
+	e.t.Helper()
+	t := e.t
+	var publishers atomic.Int32
+	reg := prometheus.NewRegistry()
+	pubOpts.TransactionTimeout, pubOpts.Instance = 5*time.Second, t.Name()
+	opts.PollInterval, opts.MaxBackoff, opts.Metrics = 20*time.Millisecond, 100*time.Millisecond, reg
+	r := relay.New(e.store, schemaIDs{}, e, func() (relay.Publisher, error) {
+		publishers.Add(1)
+		return kafka.NewPublisher(e.kafka, pubOpts)
+	}, opts)
+	e.start(r)
+	waitUntil(t, 60*time.Second, "the relay halts, or retries three times", func() bool {
+		halted, _ := gauge(t, reg, "strata_relay_halted", reason)
+		failures, _ := gauge(t, reg, "strata_relay_failures_total", "")
+		return halted == 1 || failures >= 3
+	})
+	if failures, _ := gauge(t, reg, "strata_relay_failures_total", ""); failures != 0 || publishers.Load() != 1 {
+		t.Errorf("the relay failed %v times and made %d publishers; want it halted at once, with its first publisher", failures, publishers.Load())
+	}
+	st := r.Status()
+	if st.Halted == nil || st.Halted.Reason != reason {
+		t.Fatalf("Status() = %+v, want halted for %s", st, reason)
+	}
+	if !st.Active {
+		t.Errorf("a halted relay gave up its lease: a standby would meet the same wall")
+	}
+	e.mu.Lock()
+	lease := e.leases[len(e.leases)-1]
+	e.mu.Unlock()
+	if held, err := lease.Held(context.Background()); err != nil || !held {
+		t.Errorf("the halted relay's lease: held = %v, %v; want held", held, err)
+	}
+	return st
+}
+
 // An event too large for Kafka stops the relay at it, once and loudly: it
 // is named in the relay's status and in strata_relay_halted, the relay
 // keeps its lease (a standby would hit the same wall) and makes no new
@@ -54,33 +94,9 @@ func TestAnEventTooLargeForKafkaHaltsTheRelayLoudlyOnce(t *testing.T) {
 	storetest.MustAppend(t, e.store, "Order-big", eventstore.Any, big...)
 	appendEvents(t, e.store, 3, 1, "after")
 
-	var publishers atomic.Int32
-	reg := prometheus.NewRegistry()
-	r := relay.New(e.store, schemaIDs{}, e, func() (relay.Publisher, error) {
-		publishers.Add(1)
-		return kafka.NewPublisher(e.kafka, kafka.PublisherOptions{TransactionTimeout: 5 * time.Second, Instance: t.Name()})
-	}, relay.Options{BatchSize: 2, PollInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Metrics: reg})
-	e.start(r)
-	waitUntil(t, 60*time.Second, "the relay halts, or retries three times", func() bool {
-		halted, _ := gauge(t, reg, "strata_relay_halted", "event_too_large")
-		failures, _ := gauge(t, reg, "strata_relay_failures_total", "")
-		return halted == 1 || failures >= 3
-	})
-	if failures, _ := gauge(t, reg, "strata_relay_failures_total", ""); failures != 0 || publishers.Load() != 1 {
-		t.Errorf("the relay failed %v times and made %d publishers; want it halted at once, with its first publisher", failures, publishers.Load())
-	}
-	st := r.Status()
-	if st.Halted == nil || st.Halted.Reason != "event_too_large" || st.Halted.Stream != "Order-big" || st.Halted.Version != 1 || st.Halted.Size < 1500_000 {
+	st := e.runUntilHalted("event_too_large", kafka.PublisherOptions{}, relay.Options{BatchSize: 2})
+	if st.Halted.Stream != "Order-big" || st.Halted.Version != 1 || st.Halted.Size < 1500_000 {
 		t.Fatalf("Status() = %+v, want halted at Order-big@1 with its size", st)
-	}
-	if !st.Active {
-		t.Errorf("a halted relay gave up its lease: a standby would hit the same event")
-	}
-	e.mu.Lock()
-	lease := e.leases[len(e.leases)-1]
-	e.mu.Unlock()
-	if held, err := lease.Held(context.Background()); err != nil || !held {
-		t.Errorf("the halted relay's lease: held = %v, %v; want held", held, err)
 	}
 	// Everything before the batch with the large event was published once;
 	// nothing from it or after it.
@@ -135,4 +151,37 @@ func TestBatchesAreBoundedByBytes(t *testing.T) {
 		return
 	}
 	t.Fatal("no strata_relay_batch_events")
+}
+
+// A checkpoint whose cursor the store refuses — one from before `writer
+// migrate --rebaseline` moved the store to a new epoch — halts the relay
+// at once and loudly, instead of reading the same refused cursor again
+// and again: the topics may already hold the restored events, and only an
+// operator can say what they should get.
+func TestACheckpointTheStoreRefusesHaltsTheRelay(t *testing.T) {
+	e := newEnv(t, harness.KafkaBrokers(t))
+	appendEvents(t, e.store, 3, 1, "before")
+	stop := e.start(e.relay(relay.Options{}))
+	if got := e.waitPublished(3, 30*time.Second); len(got) != 3 {
+		t.Fatalf("published %d events before the re-baseline, want 3", len(got))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// What `writer migrate --rebaseline` does to the epoch; Check loads it.
+	if _, err := e.store.Pool().Exec(ctx, "UPDATE store_meta SET epoch = epoch + 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, e.store, 3, 1, "after")
+
+	st := e.runUntilHalted("checkpoint_refused", kafka.PublisherOptions{}, relay.Options{})
+	if !strings.Contains(st.Halted.Message, "re-baselined") || st.Halted.Remedy == "" {
+		t.Errorf("Status() = %+v, want the store's refusal and a remedy", st)
+	}
+	if got := e.published(); len(got) != 3 {
+		t.Errorf("the topics hold %d events, want the 3 from before the re-baseline only", len(got))
+	}
 }

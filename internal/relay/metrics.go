@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) *metrics {
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_relay_failures_total",
 			Help: "Attempts that failed (the relay then resumes from the committed checkpoint)."}),
 		halted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_relay_halted",
-			Help: "1 while the relay holds its lease but has halted publishing for the reason: an event too large for Kafka, a topic whose partitions changed, a topic that would lose events; see the log, then restart it."},
+			Help: "1 while the relay holds its lease but has halted publishing for the reason: an event too large for Kafka, a topic whose partitions changed, a topic that would lose events, a checkpoint the store refuses; see the log, then restart it."},
 			[]string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_relay_batch_events",
 			Help: "Events per Kafka transaction.", Buckets: prometheus.ExponentialBuckets(1, 4, 6)}),
@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) *metrics {
 			}
 			return time.Since(time.Unix(0, last)).Seconds()
 		})
-	for _, reason := range []string{"event_too_large", "partitions_changed", "topic_config"} {
+	for _, reason := range []string{"event_too_large", "partitions_changed", "topic_config", "checkpoint_refused"} {
 		m.halted.WithLabelValues(reason)
 	}
 	reg.MustRegister(m.active, m.lagSeconds, m.lastPosition, m.batches, m.events, m.failures, m.batchSize, m.publish, m.delay, m.halted, checkpointAge)

@@ -372,6 +372,7 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 // a batch of large events stays near the budget: it passes it by at most
 // one page that held larger events than the average.
 func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages chan<- page) error {
+	from := cursor
 	for ctx.Err() == nil {
 		var batch []Event
 		bytes := 0
@@ -384,6 +385,11 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
+				}
+				if errors.Is(err, eventstore.ErrInvalidRequest) {
+					// The store refuses the cursor itself: reading it
+					// again would be refused again.
+					return refusedCursor(cursor == from, err)
 				}
 				return fmt.Errorf("read the store: %w", err)
 			}
@@ -417,6 +423,23 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 		}
 	}
 	return nil
+}
+
+// refusedCursor is the halt for a cursor the store refuses: one from
+// before the store was re-baselined (`writer migrate --rebaseline`, after a
+// logical restore), or one it cannot read. checkpoint says whether it is
+// the committed checkpoint's.
+func refusedCursor(checkpoint bool, err error) *HaltError {
+	which := "the cursor the relay reached"
+	if checkpoint {
+		which = "the committed checkpoint's cursor"
+	}
+	return &HaltError{Reason: "checkpoint_refused",
+		Message: fmt.Sprintf("the store refuses %s: %v", which, err),
+		Remedy: "the topics may already hold the store's events, and the store gives them new positions now " +
+			"(after writer migrate --rebaseline): Strata does not guess what the topics should get. " +
+			"Publish the store afresh into new topics (a new STRATA_TOPIC_PREFIX, which has a checkpoint topic of its own), " +
+			"rebuild the projections from them (projector rebuild NAME), then restart the relay"}
 }
 
 // initialEventBytes is the size assumed of events before any was read: a
