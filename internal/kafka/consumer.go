@@ -81,7 +81,7 @@ func NewConsumers(cfg Config, opts ConsumerOptions) (*Consumers, error) {
 		return nil, err
 	}
 	adm := kadm.NewClient(admin)
-	return &Consumers{cfg: cfg, opts: opts, admin: admin, adm: adm, topics: NewTopics(adm, cfg), log: opts.Logger}, nil
+	return &Consumers{cfg: cfg, opts: opts, admin: admin, adm: adm, topics: NewTopics(admin, cfg), log: opts.Logger}, nil
 }
 
 // Close closes the admin client. Consumers opened before stay open.

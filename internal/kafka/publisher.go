@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,11 @@ type PublisherOptions struct {
 	// Kafka's default max.message.bytes. An event whose record does not
 	// fit alone in a batch this size halts the relay (relay.HaltError).
 	MaxRecordBytes int
+	// TopicCheckInterval is how often, while it publishes, the publisher
+	// asks Kafka again about each topic it publishes to: its partition
+	// count, and a configuration that keeps events. Every topic is
+	// checked when the publisher first publishes to it; default 10s.
+	TopicCheckInterval time.Duration
 	// ClientOptions are added to the Kafka clients' (tests use it).
 	ClientOptions []kgo.Opt
 	Logger        *slog.Logger
@@ -74,6 +81,9 @@ type Publisher struct {
 	adm    *kadm.Client
 	topics *Topics
 	log    *slog.Logger
+	// recorded is the partition count of each topic as the last
+	// committed checkpoint has it: its records were published with it.
+	recorded map[string]int
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -86,6 +96,9 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 	}
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if opts.TopicCheckInterval <= 0 {
+		opts.TopicCheckInterval = DefaultTopicCheckInterval
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -119,7 +132,7 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 		return nil, err
 	}
 	adm := kadm.NewClient(cl)
-	return &Publisher{cfg: cfg, opts: opts, cl: cl, reader: reader, adm: adm, topics: NewTopics(adm, cfg),
+	return &Publisher{cfg: cfg, opts: opts, cl: cl, reader: reader, adm: adm, topics: NewTopics(cl, cfg),
 		log: opts.Logger.With("component", "publisher")}, nil
 }
 
@@ -226,7 +239,15 @@ func (p *Publisher) Init(ctx context.Context) (Checkpoint, error) {
 	if err := p.waitNoOpenTransaction(ctx, producer); err != nil {
 		return Checkpoint{}, err
 	}
-	return p.lastCheckpoint(ctx)
+	cp, err := p.lastCheckpoint(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	p.recorded = maps.Clone(cp.Partitions)
+	if p.recorded == nil {
+		p.recorded = map[string]int{}
+	}
+	return cp, nil
 }
 
 // waitNoOpenTransaction waits until no transaction of producer (this
@@ -389,23 +410,20 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	// The whole transaction must end well within the broker's timeout.
 	ctx, cancel := context.WithTimeout(ctx, p.opts.TransactionTimeout/2)
 	defer cancel()
+	partitions, err := p.partitions(ctx, events)
+	if err != nil {
+		return err
+	}
 	records := make([]*kgo.Record, 0, len(events))
 	for _, e := range events {
-		var n int
 		topic := p.cfg.Topic(e.StreamID.Category())
-		if err := p.call(ctx, "partitions of "+topic, func(ctx context.Context) (err error) {
-			n, err = p.topics.Partitions(ctx, topic)
-			return err
-		}); err != nil {
-			return fmt.Errorf("the partitions of %s: %w", topic, err)
-		}
-		r := p.cfg.Record(e.RecordedEvent, e.SchemaID, n)
+		r := p.cfg.Record(e.RecordedEvent, e.SchemaID, partitions[topic])
 		if size := RecordBatchBytes(r); size > p.opts.MaxRecordBytes {
 			return tooLarge(e, topic, size, p.opts.MaxRecordBytes, "its record is larger than the producer's batch limit")
 		}
 		records = append(records, r)
 	}
-	cp.Relay, cp.At = p.opts.Instance, time.Now().UTC()
+	cp.Relay, cp.At, cp.Partitions = p.opts.Instance, time.Now().UTC(), partitions
 	value, err := json.Marshal(cp)
 	if err != nil {
 		return err
@@ -425,12 +443,17 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}); err != nil {
 		return p.fenced(fmt.Errorf("produce the checkpoint: %w", err))
 	}
-	var results kgo.ProduceResults
 	if err := p.call(ctx, "produce records", func(ctx context.Context) error {
-		results = p.cl.ProduceSync(ctx, records...)
+		// The results are looked at here, not after call: a call that
+		// outlasts its deadline is left running.
+		results := p.cl.ProduceSync(ctx, records...)
+		if halt := rejectedAsTooLarge(events, records, results); halt != nil {
+			return halt
+		}
 		return results.FirstErr()
 	}); err != nil {
-		if halt := rejectedAsTooLarge(events, records, results); halt != nil {
+		var halt *relay.HaltError
+		if errors.As(err, &halt) {
 			return halt
 		}
 		return p.fenced(fmt.Errorf("produce %d records: %w", len(records), err))
@@ -445,7 +468,74 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}); err != nil {
 		return p.fenced(fmt.Errorf("commit: %w", err))
 	}
+	p.recorded = partitions
 	return nil
+}
+
+// DefaultTopicCheckInterval is PublisherOptions.TopicCheckInterval's
+// default.
+const DefaultTopicCheckInterval = 10 * time.Second
+
+// partitions returns the partition count to publish each topic of events
+// with: the one its records were published with so far, as the committed
+// checkpoint records it, or, for a topic the store never published to,
+// the count it has now (creating it if need be). A topic whose count is
+// not the recorded one any more halts the relay: a stream's next records
+// would go to another partition than its earlier ones, where consumers may
+// read them first. Kafka is asked about a topic when it is first published
+// to and then every TopicCheckInterval; in between, records still go to
+// their stream's partition among the recorded count, never to a partition
+// the topic may have gained since.
+func (p *Publisher) partitions(ctx context.Context, events []Event) (map[string]int, error) {
+	var topics []string
+	first := map[string]Event{}
+	for _, e := range events {
+		topic := p.cfg.Topic(e.StreamID.Category())
+		if _, ok := first[topic]; !ok {
+			first[topic] = e
+			topics = append(topics, topic)
+		}
+	}
+	var now map[string]int
+	if err := p.call(ctx, "check topics", func(ctx context.Context) (err error) {
+		now, err = p.topics.Check(ctx, topics, p.opts.TopicCheckInterval)
+		return err
+	}); err != nil {
+		var halt *relay.HaltError
+		if errors.As(err, &halt) {
+			return nil, halt
+		}
+		return nil, fmt.Errorf("check topics %s: %w", strings.Join(topics, ", "), err)
+	}
+	partitions := maps.Clone(p.recorded)
+	if partitions == nil {
+		partitions = map[string]int{}
+	}
+	for _, topic := range topics {
+		recorded, ok := partitions[topic]
+		switch {
+		case !ok:
+			partitions[topic] = now[topic]
+		case recorded != now[topic]:
+			return nil, partitionsChanged(first[topic], topic, recorded, now[topic])
+		}
+	}
+	return partitions, nil
+}
+
+// partitionsChanged is the halt for a topic whose partition count is not
+// the one its records were published with; e is the first event for it.
+func partitionsChanged(e Event, topic string, recorded, now int) *relay.HaltError {
+	return &relay.HaltError{Reason: "partitions_changed", Topic: topic,
+		Stream: e.StreamID.String(), Version: e.Version, Position: e.GlobalPosition,
+		Message: fmt.Sprintf("topic %s was published with %d partitions and has %d now: a stream's next events would go to another "+
+			"partition than its earlier ones, where consumers may read them first; nothing from %s@%d (position %d) on is published",
+			topic, recorded, now, e.StreamID, e.Version, e.GlobalPosition),
+		Remedy: fmt.Sprintf("every record of %s is on its stream's partition among the %d (none went to a partition added since); "+
+			"Kafka cannot take partitions away, and a topic with records of both counts would split streams for any consumer that "+
+			"reads it from the start, so publish the store afresh into new topics: a new STRATA_TOPIC_PREFIX (its checkpoint topic "+
+			"is new too, so the relay starts from the store's first event) with STRATA_TOPIC_PARTITIONS at the count wanted, "+
+			"then run the projectors on the new prefix and rebuild them (projector rebuild NAME)", topic, recorded)}
 }
 
 // abort ends an unfinished transaction, best effort and within a quarter

@@ -3,12 +3,16 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
@@ -53,16 +57,22 @@ func (e *env) runUntilHalted(reason string, pubOpts kafka.PublisherOptions, opts
 	reg := prometheus.NewRegistry()
 	pubOpts.TransactionTimeout, pubOpts.Instance = 5*time.Second, t.Name()
 	opts.PollInterval, opts.MaxBackoff, opts.Metrics = 20*time.Millisecond, 100*time.Millisecond, reg
+	if os.Getenv("RELAY_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		pubOpts.Logger = opts.Logger
+	}
 	r := relay.New(e.store, schemaIDs{}, e, func() (relay.Publisher, error) {
 		publishers.Add(1)
 		return kafka.NewPublisher(e.kafka, pubOpts)
 	}, opts)
 	e.start(r)
 	waitUntil(t, 60*time.Second, "the relay halts, or retries three times", func() bool {
-		halted, _ := gauge(t, reg, "strata_relay_halted", reason)
 		failures, _ := gauge(t, reg, "strata_relay_failures_total", "")
-		return halted == 1 || failures >= 3
+		return r.Status().Halted != nil || failures >= 3
 	})
+	if halted, _ := gauge(t, reg, "strata_relay_halted", reason); halted != 1 {
+		t.Errorf("strata_relay_halted{reason=%q} = %v, want 1", reason, halted)
+	}
 	if failures, _ := gauge(t, reg, "strata_relay_failures_total", ""); failures != 0 || publishers.Load() != 1 {
 		t.Errorf("the relay failed %v times and made %d publishers; want it halted at once, with its first publisher", failures, publishers.Load())
 	}
@@ -183,5 +193,57 @@ func TestACheckpointTheStoreRefusesHaltsTheRelay(t *testing.T) {
 	}
 	if got := e.published(); len(got) != 3 {
 		t.Errorf("the topics hold %d events, want the 3 from before the re-baseline only", len(got))
+	}
+}
+
+// A category topic given more partitions (kafka-topics --alter) while the
+// relay was stopped halts it when it starts again: a stream's next events
+// would go to another partition than its earlier ones. Nothing goes to a
+// new partition, and nothing of that topic after the change is published.
+func TestATopicWithMorePartitionsHaltsTheRelay(t *testing.T) {
+	e := newEnv(t, harness.KafkaBrokers(t)) // 4 partitions
+	stream := ""
+	for i := 0; stream == ""; i++ { // a stream that the change would move to a new partition
+		if s := fmt.Sprint("Order-m", i); kafka.Partition([]byte(s), 6) >= 4 {
+			stream = s
+		}
+	}
+	storetest.MustAppend(t, e.store, stream, eventstore.Any, storetest.Events(2, "before")...)
+	stop := e.start(e.relay(relay.Options{}))
+	if got := e.waitPublished(2, 30*time.Second); len(got) != 2 {
+		t.Fatalf("published %d events before the change, want 2", len(got))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	opts, _ := e.kafka.ClientOptions()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topic := e.kafka.Topic("Order")
+	if resp, err := kadm.NewClient(cl).CreatePartitions(ctx, 2, topic); err != nil || resp.Error() != nil {
+		t.Fatalf("CreatePartitions(2, %s) = %v, %v", topic, err, resp.Error())
+	}
+	storetest.MustAppend(t, e.store, stream, eventstore.Any, storetest.Events(2, "after")...)
+
+	st := e.runUntilHalted("partitions_changed", kafka.PublisherOptions{}, relay.Options{})
+	if st.Halted.Topic != topic || st.Halted.Stream != stream || st.Halted.Version != 3 {
+		t.Errorf("Status() = %+v, want halted at %s@3 for topic %s", st, stream, topic)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	records, err := harness.ReadCommitted(rctx, opts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 2 {
+		t.Errorf("%s holds %d records, want the 2 from before the change", topic, len(records))
+	}
+	for _, r := range records {
+		if r.Partition >= 4 {
+			t.Errorf("record %s@%d is on the new partition %d", r.Key, r.Offset, r.Partition)
+		}
 	}
 }

@@ -37,6 +37,11 @@ type Checkpoint struct {
 	Store string    `json:"store"`
 	Relay string    `json:"relay"`
 	At    time.Time `json:"at"`
+	// Partitions is the partition count each topic's records were
+	// published with, by topic: the publisher keeps it, so that a stream
+	// never moves to another partition (a topic whose count changed
+	// halts it). Checkpoints from before it have none.
+	Partitions map[string]int `json:"partitions,omitempty"`
 }
 
 // Event is a stored event with the registry id of its schema.
