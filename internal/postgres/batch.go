@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/strata-events/strata/internal/eventstore"
 )
@@ -30,9 +31,12 @@ import (
 
 // readSliceSQL reads the slice of (a, b] that starts the cursor's batch,
 // after a position, in one statement. Its first row carries no event but
-// the server's current snapshot and the slice's end (slice_end, migration
-// 0003): the id of the first transaction beyond sliceSize rows, or xmax(b)
-// when the batch is small. The cut is the same on every read of the
+// the slice's bound: the server's current snapshot; the slice's end
+// (slice_end, migration 0003), the id of the first transaction beyond
+// sliceSize rows, or xmax(b) when the batch is small; whether the store
+// still holds the cursor's anchor with an id its snapshot b does not pass
+// (see anchor); and the event of the highest transaction id, the next
+// anchor. The cut is the same on every read of the
 // cursor, because it counts only rows visible in b. Rows visible in the
 // cut are those visible in b with tx_id below it, and both branches of the
 // OR are below it (xip(a) lies below xmax(a), which the cut is not below);
@@ -45,25 +49,32 @@ import (
 // the (category, tx_id) index rather than every row of the category.
 //
 // $1 xmax(a), $2 xmax(b), $3 b, $4 sliceSize, $5 xip(a), $6 a, $7 after,
-// $8 limit, $9 the category.
+// $8 limit, $9 and $10 the anchor's position and event id, $11 xmax(b) - 1,
+// $12 the category.
 const readSliceSQL = `WITH cut AS MATERIALIZED (
 	SELECT pg_current_snapshot()::text AS now,
-		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x
-)
+		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x,
+		$9::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8) AS anchored
+), ` + topSQL + `
 SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,
-	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz, now, x::text
-FROM cut
+	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz,
+	now, x::text, anchored, top.tx_id::text, top.position, top.event_id
+FROM cut LEFT JOIN top ON true
 UNION ALL (
-SELECT ` + eventColumns + `, NULL, NULL FROM events e, cut
+SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, NULL, NULL FROM events e, cut
 WHERE (%[2]s e.tx_id >= $1::xid8 AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]))
   AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
   AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
   AND e.position + 0 > $7
 ORDER BY e.position + 0 LIMIT $8)`
 
+// topSQL is the event of the highest transaction id, by the tx_id index:
+// any event of that transaction serves as an anchor.
+const topSQL = `top AS MATERIALIZED (SELECT tx_id, position, event_id FROM events ORDER BY tx_id DESC LIMIT 1)`
+
 var (
 	readSliceAll      = fmt.Sprintf(readSliceSQL, "", "")
-	readSliceCategory = fmt.Sprintf(readSliceSQL, ", $9", "e.category = $9 AND")
+	readSliceCategory = fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND")
 )
 
 // ReadAll implements eventstore.Store.
@@ -90,7 +101,7 @@ func (s *Store) readBatches(ctx context.Context, category string, after eventsto
 	}
 	events, c, err := s.readCursor(ctx, s.pool, c, limit)
 	if err != nil {
-		return eventstore.Page{}, translate(err)
+		return eventstore.Page{}, err
 	}
 	return eventstore.Page{Events: events, Next: c.encode()}, nil
 }
@@ -104,69 +115,130 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 	var out []eventstore.RecordedEvent
 	movedToHead := false
 	for {
-		cut, now, events, err := s.readSlice(ctx, q, c, limit-len(out))
+		bd, events, err := s.readSlice(ctx, q, c, limit-len(out))
 		if err != nil {
 			return nil, c, err
-		}
-		if !c.b.containedIn(now) {
-			return nil, c, eventstore.Errorf(eventstore.CodeInvalidRequest,
-				"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 		}
 		out = append(out, events...)
 		if len(out) == limit {
 			c.after = out[len(out)-1].GlobalPosition
 			return out, c, nil
 		}
-		if slice := c.b.cut(cut); !slice.equal(c.b) { // next slice of the same batch
-			c.a, c.after = slice, 0
-			continue
-		}
-		c.a, c.b, c.after = c.b, now, 0
-		if len(out) > 0 || movedToHead {
+		var moved bool
+		if c, moved = c.past(bd); moved && (len(out) > 0 || movedToHead) {
 			return out, c, nil
 		}
-		movedToHead = true
+		movedToHead = movedToHead || moved
 	}
 }
 
+// bound is what a slice read learns besides its events.
+type bound struct {
+	now snapshot // the server's current snapshot
+	cut uint64   // where the slice ends: an xmax to cut b at
+	// top is the event of the highest transaction id, topTx, that the
+	// server holds (zero values when it holds none).
+	top   anchor
+	topTx uint64
+	// anchored is whether the server holds the cursor's anchor.
+	anchored bool
+}
+
+// past returns the cursor after c's slice, read to its end: the next slice
+// of its batch or, when the batch is done, the start of the batch up to
+// the last event the server holds — its snapshot cut after that event's
+// transaction, which the event anchors. It reports whether it moved to a
+// new batch.
+func (c cursor) past(bd bound) (cursor, bool) {
+	c.after = 0
+	if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
+		c.a = slice
+		return c, false
+	}
+	b := bd.now.cut(bd.topTx + 1)
+	// Cutting the old b changes nothing but for a cursor of the first
+	// format, whose b may pass the last event: the ids it drops are of
+	// transactions with no event visible now.
+	c.a, c.b = c.b.cut(b.xmax), b
+	c.anchor, c.legacy = bd.top, false
+	return c, true
+}
+
 // readSlice reads up to n events of the slice that starts c's batch, after
-// c.after, and returns where the slice ends (an xmax to cut b at) and the
-// server's current snapshot.
-func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (uint64, snapshot, []eventstore.RecordedEvent, error) {
+// c.after, and returns them with the slice's bound. It refuses a cursor
+// whose snapshot the server has not reached, and one whose anchor it no
+// longer holds.
+func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (bound, []eventstore.RecordedEvent, error) {
 	sql := readSliceAll
-	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n}
+	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n,
+		c.anchor.position, pgtype.UUID{Bytes: c.anchor.id, Valid: true}, u64(c.b.xmax - 1)}
 	if c.category != "" {
 		sql, args = readSliceCategory, append(args, c.category)
 	}
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return 0, snapshot{}, nil, err
+		return bound{}, nil, translate(err)
 	}
 	var out []eventstore.RecordedEvent
 	var r eventRow
 	var nowText, cutText *string
-	var now snapshot
-	var cut uint64
-	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText), func() error {
+	var anchored *bool
+	var top topRow
+	var bd bound
+	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText, &anchored, &top.tx, &top.position, &top.id), func() error {
 		if !r.position.Valid { // the first row: the bound
-			if nowText == nil || cutText == nil {
+			if nowText == nil || cutText == nil || anchored == nil {
 				return fmt.Errorf("the slice bound row is incomplete")
 			}
 			var err error
-			if now, err = parseSnapshot(*nowText); err != nil {
+			if bd.now, err = parseSnapshot(*nowText); err != nil {
 				return err
 			}
-			cut, err = strconv.ParseUint(*cutText, 10, 64)
+			if bd.cut, err = strconv.ParseUint(*cutText, 10, 64); err != nil {
+				return err
+			}
+			bd.anchored = *anchored
+			bd.top, bd.topTx, err = top.anchor()
 			return err
 		}
 		e, err := r.event()
 		out = append(out, e)
 		return err
 	})
-	if err == nil && cut == 0 {
-		err = fmt.Errorf("the slice bound row is missing")
+	switch {
+	case err != nil:
+		return bound{}, nil, translate(err)
+	case bd.cut == 0:
+		return bound{}, nil, fmt.Errorf("the slice bound row is missing")
+	case !bd.anchored:
+		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+			"invalid position token: the store no longer holds the last event it had seen (position %d): the database may have "+
+				"failed over to a replica that had not received it, or been restored from a backup, or the token is from another store; "+
+				"reading on could skip events written since, so read again from the beginning", c.anchor.position)
+	case !c.b.containedIn(bd.now):
+		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+			"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 	}
-	return cut, now, out, err
+	return bd, out, nil
+}
+
+// topRow scans the top event's columns of a bound row.
+type topRow struct {
+	tx       *string
+	position pgtype.Int8
+	id       pgtype.UUID
+}
+
+// anchor returns the top event as an anchor, with its transaction id.
+func (t topRow) anchor() (anchor, uint64, error) {
+	if t.tx == nil {
+		return anchor{}, 0, nil
+	}
+	tx, err := strconv.ParseUint(*t.tx, 10, 64)
+	if err != nil || !t.position.Valid || t.position.Int64 <= 0 || !t.id.Valid {
+		return anchor{}, 0, fmt.Errorf("the store's last event is malformed (tx %s)", *t.tx)
+	}
+	return anchor{position: t.position.Int64, id: t.id.Bytes}, tx, nil
 }
 
 func u64(x uint64) string { return strconv.FormatUint(x, 10) }

@@ -16,24 +16,62 @@ import (
 //
 // category binds the cursor to the read it came from ("" for $all): slices
 // are cut by counting that read's rows, so a cursor continues only its own
-// read. epoch binds it to the store's transaction-id baseline.
+// read. epoch binds it to the store's transaction-id baseline, and anchor
+// to the history it was read from (see anchor).
 type cursor struct {
 	epoch    int64
 	category string
 	a, b     snapshot
+	anchor   anchor
 	after    int64
+	// legacy marks a cursor of the first format, which has no anchor; it
+	// keeps that format until it moves to a new snapshot.
+	legacy bool
 }
 
-const cursorVersion = 1
+// anchor is an event that a cursor's snapshots claim nothing beyond: every
+// transaction they count as seen has an id no greater than the anchor's.
+// Snapshots are cut down to the last event they see (snapshot.cut at its
+// id + 1, which changes none of the events they see), so that a cursor
+// claims only ids that a stored event proves were issued, never those the
+// server handed out afterwards to transactions that wrote nothing.
+//
+// A server that stands at an earlier point of its history — a promoted
+// asynchronous replica, a point-in-time restore — issues again the ids
+// it had issued after that point. Events written with them would be
+// skipped by a cursor that counts them as seen. If the cursor's anchor is
+// still stored, the server's history holds its commit, so every id it
+// issues now is above the anchor's, and none is claimed; if it is not,
+// the cursor is refused. The zero anchor (position 0) belongs to snapshots
+// that see no event.
+type anchor struct {
+	position int64
+	id       eventstore.UUID
+}
+
+const (
+	cursorV1      = 1
+	cursorVersion = 2
+)
 
 // encode returns the cursor as an opaque, URL-safe string.
 func (c cursor) encode() eventstore.Cursor {
-	buf := []byte{cursorVersion}
+	version := byte(cursorVersion)
+	if c.legacy {
+		version = cursorV1
+	}
+	buf := []byte{version}
 	buf = binary.AppendUvarint(buf, uint64(c.epoch))
 	buf = binary.AppendUvarint(buf, uint64(len(c.category)))
 	buf = append(buf, c.category...)
 	buf = appendSnapshot(buf, c.a)
 	buf = appendSnapshot(buf, c.b)
+	if !c.legacy {
+		buf = binary.AppendUvarint(buf, uint64(c.anchor.position))
+		if c.anchor.position != 0 {
+			buf = append(buf, c.anchor.id[:]...)
+		}
+	}
 	buf = binary.AppendUvarint(buf, uint64(c.after))
 	return eventstore.Cursor(base64.RawURLEncoding.EncodeToString(buf))
 }
@@ -87,11 +125,11 @@ func parseCursor(s string) (cursor, error) {
 	if err != nil {
 		return cursor{}, errors.New("it is not base64url")
 	}
-	if len(buf) == 0 || buf[0] != cursorVersion {
+	if len(buf) == 0 || buf[0] != cursorVersion && buf[0] != cursorV1 {
 		return cursor{}, errors.New("unknown format")
 	}
 	r := reader{buf: buf[1:]}
-	var c cursor
+	c := cursor{legacy: buf[0] == cursorV1}
 	c.epoch = int64(r.uvarint())
 	n := r.uvarint()
 	if n > eventstore.MaxCategoryLength {
@@ -100,6 +138,12 @@ func parseCursor(s string) (cursor, error) {
 	c.category = string(r.bytes(int(n)))
 	c.a = r.snapshot()
 	c.b = r.snapshot()
+	if !c.legacy {
+		c.anchor.position = int64(r.uvarint())
+		if c.anchor.position != 0 {
+			copy(c.anchor.id[:], r.bytes(len(c.anchor.id)))
+		}
+	}
 	c.after = int64(r.uvarint())
 	if r.err != nil {
 		return cursor{}, r.err
@@ -120,8 +164,11 @@ func parseCursor(s string) (cursor, error) {
 	if !c.a.containedIn(c.b) {
 		return cursor{}, fmt.Errorf("its snapshots are out of order")
 	}
-	if c.after < 0 {
+	if c.after < 0 || c.anchor.position < 0 {
 		return cursor{}, errors.New("negative position")
+	}
+	if !c.legacy && c.anchor.position == 0 && c.b.xmax != origin.xmax {
+		return cursor{}, errors.New("its snapshot has no anchor")
 	}
 	// Every cursor has one spelling; refusing the others (padding bits,
 	// overlong varints) keeps equal cursors equal as strings.

@@ -87,8 +87,12 @@ func TestParseSnapshotRefusesMalformedText(t *testing.T) {
 func TestCursorRoundTrip(t *testing.T) {
 	tests := []cursor{
 		{epoch: 1, a: origin, b: origin},
-		{epoch: 3, category: "Order", a: snapshot{xmin: 700, xmax: 750, xip: []uint64{700, 742}}, b: snapshot{xmin: 742, xmax: 900, xip: []uint64{742, 899}}, after: 12345},
-		{epoch: 1 << 40, category: "C", a: snapshot{xmin: 1 << 50, xmax: 1<<50 + 1}, b: snapshot{xmin: 1 << 50, xmax: 1<<50 + 10}, after: 1 << 62},
+		{epoch: 3, category: "Order", a: snapshot{xmin: 700, xmax: 750, xip: []uint64{700, 742}}, b: snapshot{xmin: 742, xmax: 900, xip: []uint64{742, 899}},
+			anchor: anchor{position: 12400, id: eventstore.NewUUIDv7()}, after: 12345},
+		{epoch: 1 << 40, category: "C", a: snapshot{xmin: 1 << 50, xmax: 1<<50 + 1}, b: snapshot{xmin: 1 << 50, xmax: 1<<50 + 10},
+			anchor: anchor{position: 1<<62 + 5, id: eventstore.NewUUIDv7()}, after: 1 << 62},
+		// The first format, without an anchor.
+		{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true},
 	}
 	for _, c := range tests {
 		enc := c.encode()
@@ -96,7 +100,7 @@ func TestCursorRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode(encode(%+v)) = %v", c, err)
 		}
-		if diff := cmp.Diff(c, got, cmp.AllowUnexported(cursor{}, snapshot{})); diff != "" {
+		if diff := cmp.Diff(c, got, cmp.AllowUnexported(cursor{}, snapshot{}, anchor{})); diff != "" {
 			t.Errorf("round trip (-want +got):\n%s", diff)
 		}
 	}
@@ -114,7 +118,9 @@ func TestCursorOfAnotherEpochIsRefused(t *testing.T) {
 // it accepts is a valid cursor that encodes back to the same token.
 func FuzzDecodeCursor(f *testing.F) {
 	f.Add(string(cursor{epoch: 1, a: origin, b: origin}.encode()))
-	f.Add(string(cursor{epoch: 2, category: "Order", a: snapshot{xmin: 5, xmax: 9, xip: []uint64{6}}, b: snapshot{xmin: 6, xmax: 20, xip: []uint64{6, 15}}, after: 77}.encode()))
+	f.Add(string(cursor{epoch: 2, category: "Order", a: snapshot{xmin: 5, xmax: 9, xip: []uint64{6}}, b: snapshot{xmin: 6, xmax: 20, xip: []uint64{6, 15}},
+		anchor: anchor{position: 80, id: eventstore.UUID{1, 2, 3}}, after: 77}.encode()))
+	f.Add(string(cursor{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true}.encode()))
 	f.Add("")
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte{1, 1, 0, 5, 4, 1, 1}))
 	f.Fuzz(func(t *testing.T, token string) {

@@ -32,12 +32,24 @@ const backendStartKey = "strata.backend_start"
 // recordBackend is the pool's AfterConnect hook: it notes the new
 // connection's server process start time, and whether the connection goes
 // through a connection pooler (see errPooled).
+//
+// It also notes when the server started. A server that started since the
+// last connection was made may be another one — a promoted replica, a
+// restored backup — that lacks the last events this process saw
+// committed, so the store forgets the versions it knew (knownVersions):
+// an append trusting one would leave a gap in its stream.
 func (s *Store) recordBackend(ctx context.Context, c *pgx.Conn) error {
 	var pid int64
-	var start time.Time
-	err := c.QueryRow(ctx, "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&pid, &start)
+	var start, serverStart time.Time
+	err := c.QueryRow(ctx, "SELECT pid, backend_start, pg_postmaster_start_time() FROM pg_stat_activity WHERE pid = pg_backend_pid()").
+		Scan(&pid, &start, &serverStart)
 	if err != nil {
 		return fmt.Errorf("read backend start: %w", err)
+	}
+	if old := s.serverStart.Swap(serverStart.UnixNano()); old != 0 && old != serverStart.UnixNano() {
+		s.versions.forget()
+		s.log.Warn("the database server restarted, failed over or was restored: stream versions are looked up again",
+			"server_start", serverStart)
 	}
 	c.PgConn().CustomData()[backendStartKey] = start
 	if pid != int64(c.PgConn().PID()) && !s.pooled.Swap(true) {

@@ -77,6 +77,9 @@ type Store struct {
 	// connected is set once a connection was made, and pooled when one
 	// went through a connection pooler (see errPooled).
 	connected, pooled atomic.Bool
+	// serverStart is when the server of the last new connection started
+	// (Unix nanoseconds; see recordBackend).
+	serverStart atomic.Int64
 }
 
 var _ eventstore.Store = (*Store)(nil)

@@ -9,21 +9,28 @@ import (
 var _ eventstore.Tailer = (*Store)(nil)
 
 // Head implements eventstore.Tailer: the cursor (now, now], whose reader
-// has read every transaction visible now.
+// has read every transaction visible now — now cut after the last event
+// it sees, which anchors it (see anchor).
 func (s *Store) Head(ctx context.Context, category string) (eventstore.Cursor, error) {
 	c, _, err := s.tailCursor(category, "", 0)
 	if err != nil {
 		return "", err
 	}
 	var text string
-	if err := s.pool.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&text); err != nil {
+	var top topRow
+	if err := s.pool.QueryRow(ctx, "WITH "+topSQL+" SELECT pg_current_snapshot()::text, top.tx_id::text, top.position, top.event_id FROM (SELECT) n LEFT JOIN top ON true").
+		Scan(&text, &top.tx, &top.position, &top.id); err != nil {
 		return "", translate(err)
 	}
 	now, err := parseSnapshot(text)
 	if err != nil {
 		return "", err
 	}
-	c.a, c.b = now, now
+	a, tx, err := top.anchor()
+	if err != nil {
+		return "", err
+	}
+	c.a, c.b, c.anchor = now.cut(tx+1), now.cut(tx+1), a
 	return c.encode(), nil
 }
 
@@ -37,12 +44,9 @@ func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.
 	var page eventstore.TailPage
 	movedToHead := false
 	for {
-		cut, now, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		bd, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
 		if err != nil {
-			return eventstore.TailPage{}, translate(err)
-		}
-		if !c.b.containedIn(now) {
-			return eventstore.TailPage{}, errFromLater
+			return eventstore.TailPage{}, err
 		}
 		addTail(&page, c, events)
 		if len(page.Events) == limit {
@@ -50,16 +54,12 @@ func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.
 			page.Next = c.encode()
 			return page, nil
 		}
-		if slice := c.b.cut(cut); !slice.equal(c.b) {
-			c.a, c.after = slice, 0
-			continue
-		}
-		c.a, c.b, c.after = c.b, now, 0
-		if len(page.Events) > 0 || movedToHead {
+		var moved bool
+		if c, moved = c.past(bd); moved && (len(page.Events) > 0 || movedToHead) {
 			page.Next = c.encode()
 			return page, nil
 		}
-		movedToHead = true
+		movedToHead = movedToHead || moved
 	}
 }
 
@@ -67,7 +67,8 @@ func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.
 // middle of a slice (after is 0) stands where every transaction visible
 // in its a has been read and nothing else: from such a cursor, the reader
 // reaches to by reading the batch (from.a, to.a] — valid when from.a is
-// contained in to.a — whose cursors keep b = to.a until it is read.
+// contained in to.a — whose cursors keep b = to.a until it is read. to's
+// anchor serves for to.a, which sees no more than to.b.
 func (s *Store) ReadBetween(ctx context.Context, category string, from, to eventstore.Cursor, limit int) (eventstore.TailPage, bool, error) {
 	c, limit, err := s.tailCursor(category, from, limit)
 	if err != nil {
@@ -84,7 +85,7 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 	case c.after != 0 || !c.a.containedIn(target.a):
 		return eventstore.TailPage{}, false, eventstore.ErrNotBehind
 	default:
-		c.b = target.a
+		c.b, c.anchor, c.legacy = target.a, target.anchor, target.legacy
 	}
 	var page eventstore.TailPage
 	for {
@@ -92,12 +93,9 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 			page.Next = to
 			return page, true, nil
 		}
-		cut, now, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		bd, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
 		if err != nil {
-			return eventstore.TailPage{}, false, translate(err)
-		}
-		if !c.b.containedIn(now) {
-			return eventstore.TailPage{}, false, errFromLater
+			return eventstore.TailPage{}, false, err
 		}
 		addTail(&page, c, events)
 		if len(page.Events) == limit {
@@ -105,7 +103,7 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 			page.Next = c.encode()
 			return page, false, nil
 		}
-		if slice := c.b.cut(cut); !slice.equal(c.b) {
+		if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
 			c.a, c.after = slice, 0
 			continue
 		}
@@ -113,9 +111,6 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 		return page, true, nil
 	}
 }
-
-var errFromLater = eventstore.Errorf(eventstore.CodeInvalidRequest,
-	"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 
 func (s *Store) tailCursor(category string, after eventstore.Cursor, limit int) (cursor, int, error) {
 	if category != "" {

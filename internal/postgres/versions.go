@@ -7,7 +7,10 @@ import (
 
 // knownVersions remembers, per stream, the highest version this process has
 // seen committed: returned by an append or read back. Events are never
-// deleted, so such a fact stays true, and an append at an expected version
+// deleted, so such a fact stays true on the server it was learned from
+// (another server — a promoted replica, a restored backup — may lack the
+// last events, and the store forgets every version when its server
+// changes: see recordBackend), and an append at an expected version
 // N that is known to exist needs no look-up before its insert: the unique
 // index then accepts version N+1 only if the stream is exactly at N.
 //
@@ -71,4 +74,17 @@ func (k *knownVersions) saw(stream string, v int64) {
 		}
 	}
 	s.m[stream] = v
+}
+
+// forget drops every version known.
+func (k *knownVersions) forget() {
+	if k == nil {
+		return
+	}
+	for i := range k.shards {
+		s := &k.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
 }

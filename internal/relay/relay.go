@@ -432,7 +432,8 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 
 // refusedCursor is the halt for a cursor the store refuses: one from
 // before the store was re-baselined (`writer migrate --rebaseline`, after a
-// logical restore), or one it cannot read. checkpoint says whether it is
+// logical restore), one that saw an event the store no longer holds (a
+// failover or a restore to an earlier point), or one it cannot read. checkpoint says whether it is
 // the committed checkpoint's.
 func refusedCursor(checkpoint bool, err error) *HaltError {
 	which := "the cursor the relay reached"
@@ -441,8 +442,9 @@ func refusedCursor(checkpoint bool, err error) *HaltError {
 	}
 	return &HaltError{Reason: "checkpoint_refused",
 		Message: fmt.Sprintf("the store refuses %s: %v", which, err),
-		Remedy: "the topics may already hold the store's events, and the store gives them new positions now " +
-			"(after writer migrate --rebaseline): Strata does not guess what the topics should get. " +
+		Remedy: "the topics may hold events the store no longer has, or has under other positions now (after writer migrate " +
+			"--rebaseline, a failover to a replica that lacked the last events, or a restore from a backup): Strata does not guess " +
+			"what the topics should get. " +
 			"Publish the store afresh into new topics (a new STRATA_TOPIC_PREFIX, which has a checkpoint topic of its own), " +
 			"rebuild the projections from them (projector rebuild NAME), then restart the relay"}
 }
