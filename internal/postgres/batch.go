@@ -35,8 +35,9 @@ import (
 // (slice_end, migration 0003), the id of the first transaction beyond
 // sliceSize rows, or xmax(b) when the batch is small; whether the store
 // still holds the cursor's anchor with an id its snapshot b does not pass
-// (see anchor); and the event of the highest transaction id, the next
-// anchor. The cut is the same on every read of the
+// (see anchor); the store's epoch, which another process may have moved
+// on (writer migrate --rebaseline) since this one loaded it; and the
+// event of the highest transaction id, the next anchor. The cut is the same on every read of the
 // cursor, because it counts only rows visible in b. Rows visible in the
 // cut are those visible in b with tx_id below it, and both branches of the
 // OR are below it (xip(a) lies below xmax(a), which the cut is not below);
@@ -54,14 +55,15 @@ import (
 const readSliceSQL = `WITH cut AS MATERIALIZED (
 	SELECT pg_current_snapshot()::text AS now,
 		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x,
-		$9::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8) AS anchored
+		$9::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8) AS anchored,
+		(SELECT epoch FROM store_meta) AS epoch
 ), ` + topSQL + `
 SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,
 	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz,
-	now, x::text, anchored, top.tx_id::text, top.position, top.event_id
+	now, x::text, anchored, epoch, top.tx_id::text, top.position, top.event_id
 FROM cut LEFT JOIN top ON true
 UNION ALL (
-SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, NULL, NULL FROM events e, cut
+SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events e, cut
 WHERE (%[2]s e.tx_id >= $1::xid8 AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]))
   AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
   AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
@@ -142,6 +144,7 @@ type bound struct {
 	topTx uint64
 	// anchored is whether the server holds the cursor's anchor.
 	anchored bool
+	epoch    int64 // the store's
 }
 
 // past returns the cursor after c's slice, read to its end: the next slice
@@ -150,7 +153,7 @@ type bound struct {
 // transaction, which the event anchors. It reports whether it moved to a
 // new batch.
 func (c cursor) past(bd bound) (cursor, bool) {
-	c.after = 0
+	c.after, c.epoch = 0, bd.epoch
 	if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
 		c.a = slice
 		return c, false
@@ -183,11 +186,12 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 	var r eventRow
 	var nowText, cutText *string
 	var anchored *bool
+	var epoch *int64
 	var top topRow
 	var bd bound
-	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText, &anchored, &top.tx, &top.position, &top.id), func() error {
+	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText, &anchored, &epoch, &top.tx, &top.position, &top.id), func() error {
 		if !r.position.Valid { // the first row: the bound
-			if nowText == nil || cutText == nil || anchored == nil {
+			if nowText == nil || cutText == nil || anchored == nil || epoch == nil {
 				return fmt.Errorf("the slice bound row is incomplete")
 			}
 			var err error
@@ -197,7 +201,7 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 			if bd.cut, err = strconv.ParseUint(*cutText, 10, 64); err != nil {
 				return err
 			}
-			bd.anchored = *anchored
+			bd.anchored, bd.epoch = *anchored, *epoch
 			bd.top, bd.topTx, err = top.anchor()
 			return err
 		}
@@ -210,6 +214,9 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 		return bound{}, nil, translate(err)
 	case bd.cut == 0:
 		return bound{}, nil, fmt.Errorf("the slice bound row is missing")
+	case bd.epoch != c.epoch && !c.fresh():
+		s.learnEpoch(bd.epoch)
+		return bound{}, nil, errEpoch(c.epoch, bd.epoch)
 	case !bd.anchored:
 		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
 			"invalid position token: the store no longer holds the last event it had seen (position %d): the database may have "+
@@ -219,7 +226,25 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
 			"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 	}
+	s.learnEpoch(bd.epoch)
 	return bd, out, nil
+}
+
+// fresh reports whether c reads from the beginning, which it may do in any
+// epoch.
+func (c cursor) fresh() bool {
+	return c.a.equal(origin) && c.b.equal(origin) && c.after == 0
+}
+
+// learnEpoch notes an epoch the store was found in, if later than the
+// one loaded.
+func (s *Store) learnEpoch(epoch int64) {
+	for {
+		old := s.epoch.Load()
+		if epoch <= old || s.epoch.CompareAndSwap(old, epoch) {
+			return
+		}
+	}
 }
 
 // topRow scans the top event's columns of a bound row.

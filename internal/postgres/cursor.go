@@ -105,10 +105,23 @@ func decodeCursor(s eventstore.Cursor, category string, epoch int64) (cursor, er
 		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token belongs to a read of category %s, not of all events", c.category)
 	case c.category != category:
 		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token belongs to a read of %s, not of category %s", readName(c.category), category)
-	case c.epoch != epoch:
-		return cursor{}, eventstore.Errorf(eventstore.CodeInvalidRequest, "the position token was issued before the store was re-baselined (epoch %d, now %d); read again from the beginning", c.epoch, epoch)
+	case c.epoch < epoch:
+		return cursor{}, errEpoch(c.epoch, epoch)
 	}
+	// A later epoch than this process knows is checked against the
+	// store's by the read (see readSlice): another process may have
+	// re-baselined it.
 	return c, nil
+}
+
+// errEpoch refuses a cursor of another epoch than the store's.
+func errEpoch(cursor, store int64) error {
+	if cursor > store {
+		return eventstore.Errorf(eventstore.CodeInvalidRequest,
+			"invalid position token: it is of epoch %d, and this store is at epoch %d (the token is from another store)", cursor, store)
+	}
+	return eventstore.Errorf(eventstore.CodeInvalidRequest,
+		"the position token was issued before the store was re-baselined (epoch %d, now %d); read again from the beginning", cursor, store)
 }
 
 func readName(category string) string {

@@ -54,6 +54,10 @@ type MigrateOptions struct {
 	// current one, for a database restored from a logical dump, and
 	// invalidates every cursor issued before.
 	Rebaseline bool
+	// Force re-baselines a store whose ids are not ahead of the server's,
+	// which Rebaseline alone refuses (ErrRebaselineNotNeeded): it costs
+	// every reader a read of the whole store again, and the relay halts.
+	Force bool
 }
 
 // Migrate creates or upgrades the store's tables to the newest version,
@@ -104,7 +108,7 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (applied []str
 			applied = append(applied, m.name)
 		}
 		if opts.Rebaseline {
-			return rebaseline(ctx, tx)
+			return rebaseline(ctx, tx, opts.Force)
 		}
 		return nil
 	})
@@ -154,6 +158,11 @@ var ErrTxIDsAhead = errors.New("stored transaction ids are ahead of the server's
 // program: run `writer migrate`.
 var ErrNotMigrated = errors.New("the store's tables are not current: run `writer migrate`")
 
+// ErrRebaselineNotNeeded refuses to re-baseline a store whose stored
+// transaction ids are behind the server's: nothing needs it, and it would
+// make every reader read the whole store again and halt the relay.
+var ErrRebaselineNotNeeded = errors.New("the store does not need re-baselining")
+
 // Check verifies that the schema is at the newest migration and that the
 // stored transaction ids are behind the server's (see ErrTxIDsAhead), and
 // loads the store's epoch. Servers call it at start.
@@ -179,20 +188,12 @@ func (s *Store) Check(ctx context.Context) (err error) {
 			return fmt.Errorf("migration %s is not applied: %w", m.name, ErrNotMigrated)
 		}
 	}
-	var maxTx, serverNext *string
-	err = s.pool.QueryRow(ctx, `SELECT (SELECT tx_id FROM events ORDER BY tx_id DESC LIMIT 1)::text,
-		pg_snapshot_xmax(pg_current_snapshot())::text`).Scan(&maxTx, &serverNext)
-	if err != nil {
+	if stored, next, err := txIDsAhead(ctx, s.pool); err != nil {
 		return translate(err)
-	}
-	if maxTx != nil {
-		stored, _ := strconv.ParseUint(*maxTx, 10, 64)
-		next, _ := strconv.ParseUint(*serverNext, 10, 64)
-		if stored >= next {
-			return fmt.Errorf("%w: the events table holds transaction id %d, but this server has issued ids only below %d. "+
-				"The database was probably restored from a logical dump. Run `writer migrate --rebaseline` to re-baseline the "+
-				"stored ids; position cursors and relay checkpoints issued before it will be refused", ErrTxIDsAhead, stored, next)
-		}
+	} else if stored >= next {
+		return fmt.Errorf("%w: the events table holds transaction id %d, but this server has issued ids only below %d. "+
+			"The database was probably restored from a logical dump. Run `writer migrate --rebaseline` to re-baseline the "+
+			"stored ids; position cursors and relay checkpoints issued before it will be refused", ErrTxIDsAhead, stored, next)
 	}
 	var epoch int64
 	var id [16]byte
@@ -207,13 +208,44 @@ func (s *Store) Check(ctx context.Context) (err error) {
 // rebaseline gives every stored event this transaction's id, so that all of
 // them become one batch that every new snapshot sees, in position order,
 // and moves to a new epoch so that old cursors are refused.
-func rebaseline(ctx context.Context, tx pgx.Tx) error {
+//
+// Unless force is set, it refuses a store whose ids are behind the
+// server's. Readers and relays of the store that are running refuse their
+// cursors of the old epoch from their next read on: each read checks the
+// store's epoch.
+func rebaseline(ctx context.Context, tx pgx.Tx, force bool) error {
 	if _, err := tx.Exec(ctx, "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
 		return err
+	}
+	if stored, next, err := txIDsAhead(ctx, tx); err != nil {
+		return err
+	} else if stored < next && !force {
+		return fmt.Errorf("%w: its transaction ids (the highest stored is %d) are behind the server's (%d), as they are unless the "+
+			"database was restored from a logical dump; re-baselining would make every reader read the whole store again and "+
+			"halt the relay. Use --force to re-baseline anyway", ErrRebaselineNotNeeded, stored, next)
 	}
 	if _, err := tx.Exec(ctx, "UPDATE events SET tx_id = pg_current_xact_id()"); err != nil {
 		return fmt.Errorf("rebaseline: %w", err)
 	}
 	_, err := tx.Exec(ctx, "UPDATE store_meta SET epoch = epoch + 1, rebaselined_at = now()")
 	return err
+}
+
+// txIDsAhead returns the highest transaction id stored (0 for none) and the
+// server's next one.
+func txIDsAhead(ctx context.Context, q querier) (stored, next uint64, err error) {
+	var maxTx *string
+	var serverNext string
+	err = q.QueryRow(ctx, `SELECT (SELECT tx_id FROM events ORDER BY tx_id DESC LIMIT 1)::text,
+		pg_snapshot_xmax(pg_current_snapshot())::text`).Scan(&maxTx, &serverNext)
+	if err != nil {
+		return 0, 0, err
+	}
+	if maxTx != nil {
+		if stored, err = strconv.ParseUint(*maxTx, 10, 64); err != nil {
+			return 0, 0, err
+		}
+	}
+	next, err = strconv.ParseUint(serverNext, 10, 64)
+	return stored, next, err
 }

@@ -192,3 +192,44 @@ func TestAVersionTheServerLostIsNotTakenOnTrust(t *testing.T) {
 		t.Errorf("the stream holds %d events (%v), want versions 1 and 2", len(page.Events), err)
 	}
 }
+
+// writer migrate --rebaseline on a store that is serving: the readers and
+// relays already running loaded the old epoch at their start, and every
+// event gets a transaction id above their cursors' snapshots, so they
+// would read (and the relay publish) the whole store again. Each read
+// checks the store's epoch instead. A store that does not need it is not
+// re-baselined without Force.
+func TestRebaselineUnderARunningStore(t *testing.T) {
+	running := newStore(t, Options{})
+	storetest.MustAppend(t, running, "Order-1", eventstore.NoStream, storetest.Events(3, "e")...)
+	_, checkpoint, err := readToHead(running, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(ctx, harness.PostgresURL(t), Options{Schema: running.schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Migrate(ctx, MigrateOptions{Rebaseline: true}); !errors.Is(err, ErrRebaselineNotNeeded) {
+		t.Fatalf("Migrate(Rebaseline) of a store that does not need it = %v, want ErrRebaselineNotNeeded", err)
+	}
+	if _, err := other.Migrate(ctx, MigrateOptions{Rebaseline: true, Force: true}); err != nil {
+		t.Fatalf("Migrate(Rebaseline, Force) = %v", err)
+	}
+	got, _, err := readToHead(running, checkpoint)
+	if eventstore.ErrorCode(err) != eventstore.CodeInvalidRequest || !strings.Contains(err.Error(), "re-baselined") {
+		t.Errorf("the running store read on from its old cursor: %v, %v; want invalid_request, re-baselined", got, err)
+	}
+	got, head, err := readToHead(running, "")
+	if err != nil || fmt.Sprint(got) != "[Order-1@1 Order-1@2 Order-1@3]" {
+		t.Errorf("the running store read from the beginning: %v, %v; want the 3 events", got, err)
+	}
+	storetest.MustAppend(t, other, "Order-1", 3, storetest.Event("E", "after"))
+	if got, _, err := readToHead(running, head); err != nil || fmt.Sprint(got) != "[Order-1@4]" {
+		t.Errorf("the running store read on from its new cursor: %v, %v; want [Order-1@4]", got, err)
+	}
+	if got, _, err := readToHead(other, head); err != nil || fmt.Sprint(got) != "[Order-1@4]" {
+		t.Errorf("the other store read on from the running one's new cursor: %v, %v; want [Order-1@4]", got, err)
+	}
+}

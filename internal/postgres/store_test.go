@@ -323,7 +323,7 @@ func TestAPageCostsASliceNotTheBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := parseSnapshot(now)
-		c := cursor{category: category, a: origin, b: b}
+		c := cursor{epoch: s.epoch.Load(), category: category, a: origin, b: b}
 		read := func(n, limit int) {
 			for i := 0; i < n; i++ {
 				events, next, err := s.readCursor(ctx, tx, c, limit)

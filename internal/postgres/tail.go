@@ -18,10 +18,12 @@ func (s *Store) Head(ctx context.Context, category string) (eventstore.Cursor, e
 	}
 	var text string
 	var top topRow
-	if err := s.pool.QueryRow(ctx, "WITH "+topSQL+" SELECT pg_current_snapshot()::text, top.tx_id::text, top.position, top.event_id FROM (SELECT) n LEFT JOIN top ON true").
-		Scan(&text, &top.tx, &top.position, &top.id); err != nil {
+	if err := s.pool.QueryRow(ctx, "WITH "+topSQL+` SELECT pg_current_snapshot()::text, (SELECT epoch FROM store_meta),
+		top.tx_id::text, top.position, top.event_id FROM (SELECT) n LEFT JOIN top ON true`).
+		Scan(&text, &c.epoch, &top.tx, &top.position, &top.id); err != nil {
 		return "", translate(err)
 	}
+	s.learnEpoch(c.epoch)
 	now, err := parseSnapshot(text)
 	if err != nil {
 		return "", err
