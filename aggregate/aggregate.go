@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"time"
 
 	"github.com/strata-events/strata/client"
@@ -94,6 +95,11 @@ func (r Result) StreamVersion() int64 {
 	}
 	return r.Version
 }
+
+// WaitFor returns the query parameters that make a projector's read API
+// answer once the command's events are applied (client.WaitFor); none
+// when the command appended nothing.
+func (r Result) WaitFor() url.Values { return client.WaitFor(r.Appended) }
 
 // ErrRejected is matched (errors.Is) by every *RejectedError.
 var ErrRejected = errors.New("command rejected")

@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"net/url"
 	"time"
 )
 
@@ -46,6 +47,10 @@ type AppendResult struct {
 	FirstVersion int64           `json:"firstVersion"`
 	LastVersion  int64           `json:"lastVersion"`
 	Events       []AppendedEvent `json:"events"`
+	// Position names the last event stored, for read-your-writes: pass it
+	// to a projector's read API as waitForPosition (see WaitFor). It is
+	// not a cursor to read from.
+	Position string `json:"position"`
 	// Replayed is true when every event had been stored before by an
 	// append with the same ids (the writer answered 200, not 201): nothing
 	// was stored this time, and the result is the earlier append's.
@@ -95,4 +100,21 @@ type Page struct {
 	Events []RecordedEvent `json:"events"`
 	// Next is the opaque position token to pass as after to continue.
 	Next string `json:"next"`
+}
+
+// WaitFor returns the query parameters that make a projector's read API
+// answer only once the projections behind the route have applied the
+// appends of results (read-your-writes): add them to the read's URL. The
+// read answers 504 wait_timeout when they have not within its timeout
+// (a timeout parameter, 5s by default, at most 30s) and 503
+// projection_halted at once when a projection is halted. A result with
+// nothing appended adds nothing.
+func WaitFor(results ...AppendResult) url.Values {
+	q := url.Values{}
+	for _, r := range results {
+		if r.Position != "" {
+			q.Add("waitForPosition", r.Position)
+		}
+	}
+	return q
 }

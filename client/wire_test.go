@@ -65,7 +65,8 @@ func stub(t *testing.T, status int, body string, header ...string) (*client.Clie
 
 func TestAppendSendsTheContractsBody(t *testing.T) {
 	c, reqs := stub(t, http.StatusCreated, `{"streamId": "Order-a:b@c", "firstVersion": 4, "lastVersion": 5,
-		"events": [{"id": "id-1", "version": 4, "globalPosition": 40}, {"id": "id-2", "version": 5, "globalPosition": 41}]}`)
+		"events": [{"id": "id-1", "version": 4, "globalPosition": 40}, {"id": "id-2", "version": 5, "globalPosition": 41}],
+		"position": "pos-41"}`)
 	res, err := c.Append(ctx, "Order-a:b@c", 3, []client.Event{
 		{ID: "id-1", Type: "OrderItemAdded", Data: json.RawMessage(`{"price": 15.99}`),
 			Metadata: client.Metadata{CorrelationID: "c-1", Custom: map[string]string{"source": "web"}}},
@@ -89,9 +90,12 @@ func TestAppendSendsTheContractsBody(t *testing.T) {
 		t.Errorf("request (-want +got):\n%s", diff)
 	}
 	wantRes := client.AppendResult{StreamID: "Order-a:b@c", FirstVersion: 4, LastVersion: 5, Events: []client.AppendedEvent{
-		{ID: "id-1", Version: 4, GlobalPosition: 40}, {ID: "id-2", Version: 5, GlobalPosition: 41}}}
+		{ID: "id-1", Version: 4, GlobalPosition: 40}, {ID: "id-2", Version: 5, GlobalPosition: 41}}, Position: "pos-41"}
 	if diff := cmp.Diff(wantRes, res); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if got := client.WaitFor(res, client.AppendResult{}, res).Encode(); got != "waitForPosition=pos-41&waitForPosition=pos-41" {
+		t.Errorf("WaitFor = %s, want the result's position for each result that appended", got)
 	}
 }
 

@@ -21,6 +21,9 @@ const (
 	CodeSchemaViolation        = "schema_violation"
 	CodeUnavailable            = "unavailable"
 	CodeInternal               = "internal"
+	// Read-your-writes on a projector's read API.
+	CodeWaitTimeout      = "wait_timeout"      // 504: not applied in time
+	CodeProjectionHalted = "projection_halted" // 503: it will not be until resumed
 )
 
 // Error is the store's error type: a code from the list above and a message

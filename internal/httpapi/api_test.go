@@ -129,6 +129,10 @@ func TestAppendThenReadTheStream(t *testing.T) {
 	if appended.StreamID != "Order-a1b2c3d4" || appended.FirstVersion != 1 || appended.LastVersion != 3 || len(appended.Events) != 3 {
 		t.Errorf("append response = %+v", appended)
 	}
+	if w, err := eventstore.ParseWrittenToken(appended.Position); err != nil || w.Stream.String() != "Order-a1b2c3d4" || w.Version != 3 ||
+		len(appended.Events) == 3 && w.Position != appended.Events[2].GlobalPosition {
+		t.Errorf("the append's position %q = %+v, %v; want its last event, Order-a1b2c3d4@3", appended.Position, w, err)
+	}
 	if loc := r.header.Get("Location"); loc != "/v1/streams/Order-a1b2c3d4/events?from=1" {
 		t.Errorf("Location = %q", loc)
 	}

@@ -52,6 +52,9 @@ type appendResponse struct {
 	FirstVersion int64           `json:"firstVersion"`
 	LastVersion  int64           `json:"lastVersion"`
 	Events       []appendedEvent `json:"events"`
+	// Position is the token of the last event (eventstore.Written), for a
+	// projector read API's waitForPosition.
+	Position string `json:"position"`
 }
 
 type appendedEvent struct {
@@ -108,6 +111,10 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	resp := appendResponse{StreamID: stream.String(), FirstVersion: res.FirstVersion, LastVersion: res.LastVersion}
 	for _, e := range res.Events {
 		resp.Events = append(resp.Events, appendedEvent{ID: e.ID, Version: e.Version, GlobalPosition: e.GlobalPosition})
+	}
+	if n := len(res.Events); n > 0 {
+		last := res.Events[n-1]
+		resp.Position = eventstore.Written{Stream: stream, Version: last.Version, Position: last.GlobalPosition}.Token()
 	}
 	status := http.StatusCreated
 	outcome = outcomeStored

@@ -34,6 +34,8 @@ var statusOf = map[string]int{
 	eventstore.CodeUnavailable:            http.StatusServiceUnavailable,
 	CodeTooManySubscriptions:              http.StatusTooManyRequests,
 	eventstore.CodeInternal:               http.StatusInternalServerError,
+	eventstore.CodeWaitTimeout:            http.StatusGatewayTimeout,
+	eventstore.CodeProjectionHalted:       http.StatusServiceUnavailable,
 }
 
 // errorBody is the contract's error object, with the details of the

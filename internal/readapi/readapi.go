@@ -91,10 +91,17 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// The projections behind the routes, which their waits wait for.
+const (
+	summaryProjection      = "order_summary"
+	shippedItemsProjection = "shipped_items"
+)
+
 // API serves the read API. It is safe for concurrent use.
 type API struct {
 	db          *pgxpool.Pool
 	projections Projections
+	waiter      Waiter // projections, if it can wait for writes
 	timeout     time.Duration
 	router      *httpapi.Router
 }
@@ -120,10 +127,11 @@ func New(db *pgxpool.Pool, projections Projections, opts Options) *API {
 			Logger:  opts.Logger.With("component", "readapi"),
 		}),
 	}
-	a.router.Handle("GET /v1/orders/{orderId}", "order", httpapi.RoleReader, a.getOrder)
-	a.router.Handle("GET /v1/orders", "orders", httpapi.RoleReader, a.listOrders)
-	a.router.Handle("GET /v1/shipped-items", "shipped_items", httpapi.RoleReader, a.searchShippedItems)
-	a.router.Handle("GET /v1/projections", "projections", httpapi.RoleReader, a.listProjections)
+	a.waiter, _ = projections.(Waiter)
+	a.router.Handle("GET /v1/orders/{orderId}", "order", httpapi.RoleReader, a.waiting(a.getOrder, summaryProjection))
+	a.router.Handle("GET /v1/orders", "orders", httpapi.RoleReader, a.waiting(a.listOrders, summaryProjection))
+	a.router.Handle("GET /v1/shipped-items", "shipped_items", httpapi.RoleReader, a.waiting(a.searchShippedItems, shippedItemsProjection))
+	a.router.Handle("GET /v1/projections", "projections", httpapi.RoleReader, a.waiting(a.listProjections))
 	return a
 }
 
