@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +78,7 @@ type Publisher struct {
 	cfg    Config
 	opts   PublisherOptions
 	cl     *kgo.Client // transactional producer
-	reader *kgo.Client // reads the checkpoint, read_committed
+	reader *kgo.Client // reads the checkpoint, read_uncommitted
 	adm    *kadm.Client
 	topics *Topics
 	log    *slog.Logger
@@ -123,10 +124,10 @@ func NewPublisher(cfg Config, opts PublisherOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The reader keeps control records (transaction markers): the last
-	// offset before the stable end is always one, and seeing it says the
-	// checkpoint topic has been read to its end.
-	reader, err := kgo.NewClient(append(base, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+	// The reader reads uncommitted records and control records
+	// (transaction markers), and tells committed checkpoints from the
+	// others itself (see readCheckpoints).
+	reader, err := kgo.NewClient(append(base, kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		cl.Close()
 		return nil, err
@@ -314,7 +315,7 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	var ends, starts kadm.ListedOffsets
 	rctx, cancel := p.requestContext(ctx)
 	err := p.call(rctx, "list offsets", func(ctx context.Context) (err error) {
-		if ends, err = p.adm.ListCommittedOffsets(ctx, topic); err != nil {
+		if ends, err = p.adm.ListEndOffsets(ctx, topic); err != nil {
 			return err
 		}
 		starts, err = p.adm.ListStartOffsets(ctx, topic)
@@ -351,15 +352,24 @@ func (p *Publisher) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	}
 }
 
-// readCheckpoints reads the checkpoint partition from offset from to end,
-// all of it, and returns the last checkpoint of this store there.
+// readCheckpoints reads the checkpoint partition from offset from to end
+// (its high watermark), every record of it, and returns the last
+// checkpoint of this store whose transaction committed there.
+//
+// It reads uncommitted records and decides itself, by the markers: a
+// checkpoint counts once a commit marker of its producer follows it. A
+// read_committed reader hides aborted records, and a transaction that a
+// broker aborted without writing a marker (kfake, recovering from a
+// crash, aborts the transactions in flight that way) leaves offsets below
+// the end that such a reader never hands over, so that it cannot tell
+// when it has read everything. No transaction of this store's producer is
+// open (Init waited), so each of its checkpoints below the end has its
+// marker below the end too.
 func (p *Publisher) readCheckpoints(ctx context.Context, from, end int64) (cp Checkpoint, found bool, err error) {
 	topic := p.cfg.CheckpointTopic()
 	p.reader.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}})
 	defer p.reader.RemoveConsumePartitions(map[string][]int32{topic: {0}})
-	// The reader keeps control records (transaction markers): the last
-	// offset before a last stable offset is one, so the read can tell
-	// when it has reached the end.
+	open := map[int64]Checkpoint{} // by producer: its last checkpoint in its open transaction
 	for next := from; next < end; {
 		fetches := p.reader.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -375,7 +385,15 @@ func (p *Publisher) readCheckpoints(ctx context.Context, from, end int64) (cp Ch
 				return
 			}
 			next = r.Offset + 1
-			if r.Attrs.IsControl() || string(r.Key) != p.cfg.StoreName {
+			if r.Attrs.IsControl() {
+				c, ok := open[r.ProducerID]
+				delete(open, r.ProducerID)
+				if ok && isCommitMarker(r.Key) {
+					cp, found = c, true
+				}
+				return
+			}
+			if string(r.Key) != p.cfg.StoreName {
 				return
 			}
 			var c Checkpoint
@@ -383,13 +401,23 @@ func (p *Publisher) readCheckpoints(ctx context.Context, from, end int64) (cp Ch
 				ferr = fmt.Errorf("checkpoint at %s/0@%d: %w", topic, r.Offset, err)
 				return
 			}
-			cp, found = c, true
+			if !r.Attrs.IsTransactional() { // not the relay's; written by hand
+				cp, found = c, true
+				return
+			}
+			open[r.ProducerID] = c
 		})
 		if ferr != nil {
 			return Checkpoint{}, false, ferr
 		}
 	}
 	return cp, found, nil
+}
+
+// isCommitMarker reports whether a control record's key says commit: an
+// int16 version, then an int16 type, 0 for abort and 1 for commit.
+func isCommitMarker(key []byte) bool {
+	return len(key) >= 4 && binary.BigEndian.Uint16(key[2:4]) == 1
 }
 
 // Publish stores events in their topics and cp in the checkpoint topic,
