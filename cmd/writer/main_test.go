@@ -120,3 +120,19 @@ func TestServeHelpShowsTheEventLimit(t *testing.T) {
 		t.Errorf("the writer's default event limit is %d, the API's %d", config.DefaultMaxEventBytes, httpapi.DefaultMaxEventBytes)
 	}
 }
+
+func TestServeTakesTheSubscriptionLimits(t *testing.T) {
+	out, _, _ := runWriter(t, nil, "serve", "--help")
+	if !strings.Contains(out, "--max-subscriptions ") || !strings.Contains(out, "default 10000") ||
+		!strings.Contains(out, "--max-subscriptions-per-token") || !strings.Contains(out, "default 1000\n") {
+		t.Errorf("serve --help = %q; want --max-subscriptions (default 10000) and --max-subscriptions-per-token (default 1000)", out)
+	}
+	url, schema := harness.NewSchema(t)
+	env := map[string]string{"STRATA_DATABASE_URL": url, "STRATA_DATABASE_SCHEMA": schema}
+	for _, flag := range []string{"--max-subscriptions", "--max-subscriptions-per-token"} {
+		_, _, err := runWriter(t, env, "serve", flag, "0")
+		if err == nil || !strings.Contains(err.Error(), "at least 1") {
+			t.Errorf("serve %s 0 = %v, want a refusal", flag, err)
+		}
+	}
+}

@@ -45,7 +45,7 @@ const shutdownGrace = 15 * time.Second
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var requestTimeout, bodyTimeout time.Duration
 	var maxBody int64
-	var groupSlots int
+	var groupSlots, maxSubs, maxSubsPerToken int
 	var withRelay bool
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
@@ -55,6 +55,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
 		fs.IntVar(&groupSlots, "group-slots", postgres.DefaultGroupSlots,
 			"group commit: statements storing groups of single-event appends at once (more for a database server of many cores; -1 turns it off)")
+		fs.IntVar(&maxSubs, "max-subscriptions", httpapi.DefaultMaxSubscriptions, "live subscriptions (Server-Sent Events) open at once, in all")
+		fs.IntVar(&maxSubsPerToken, "max-subscriptions-per-token", httpapi.DefaultMaxSubscriptionsPerToken,
+			"live subscriptions open at once by one token (beyond it: 429 too_many_subscriptions)")
 	}
 	cfg, rest, err := config.Load(cmd, args, getenv, stdout)
 	if err != nil {
@@ -65,6 +68,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := cfg.CheckExposure(); err != nil {
 		return err
+	}
+	if maxSubs < 1 || maxSubsPerToken < 1 {
+		return fmt.Errorf("--max-subscriptions and --max-subscriptions-per-token must be at least 1, not %d and %d", maxSubs, maxSubsPerToken)
 	}
 	log := cfg.Logger(stderr).With("service", "writer")
 
@@ -98,19 +104,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		onAppend = r.Notify
 	}
 	api := httpapi.New(store, catalog, httpapi.Options{
-		OnAppend:        onAppend,
-		Subscriptions:   subscribe.NewHub(ctx, store, subscribe.Options{Logger: log.With("component", "subscriptions")}),
-		Tokens:          httpapi.TokensOf(cfg.APITokens),
-		Registry:        registryHandler,
-		RegistryIsWrite: registry.IsWrite,
-		MaxBodyBytes:    maxBody,
-		MaxEventBytes:   cfg.MaxEventBytes,
-		StoreName:       cfg.StoreName,
-		BodyTimeout:     bodyTimeout,
-		Timeout:         requestTimeout,
-		Ready:           store.Ping,
-		Metrics:         metrics,
-		Logger:          log,
+		OnAppend:                 onAppend,
+		Subscriptions:            subscribe.NewHub(ctx, store, subscribe.Options{Logger: log.With("component", "subscriptions")}),
+		Tokens:                   httpapi.TokensOf(cfg.APITokens),
+		Registry:                 registryHandler,
+		RegistryIsWrite:          registry.IsWrite,
+		MaxBodyBytes:             maxBody,
+		MaxSubscriptions:         maxSubs,
+		MaxSubscriptionsPerToken: maxSubsPerToken,
+		MaxEventBytes:            cfg.MaxEventBytes,
+		StoreName:                cfg.StoreName,
+		BodyTimeout:              bodyTimeout,
+		Timeout:                  requestTimeout,
+		Ready:                    store.Ping,
+		Metrics:                  metrics,
+		Logger:                   log,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
