@@ -1,6 +1,8 @@
 package projector_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,9 @@ import (
 // typesSQL is a projection whose query answers a value of each type, to
 // show how each is written in JSON.
 const typesSQL = `-- strata:categories Order
+-- strata:setup
+CREATE SEQUENCE IF NOT EXISTS types_seq;
+
 -- strata:on OrderShipped
 SELECT :orderId::text;
 
@@ -27,6 +32,10 @@ SELECT :at AS at, :d + 1.005 AS d, :u AS u, :n AS n, :b AS b, '\x01ff'::bytea AS
        2.5::float8 AS f, '[1, "two"]'::jsonb AS j, ARRAY[1.50, 2]::numeric[] AS arr
 FROM generate_series(1, 5)
 LIMIT :limit
+
+-- strata:query bump
+-- strata:param limit int default 1 max 1
+SELECT nextval('types_seq') LIMIT :limit
 `
 
 // A declared query is served with its parameters checked, its values in
@@ -102,6 +111,26 @@ func TestDeclaredQueriesAreServed(t *testing.T) {
 		if code := getJSON(t, base+tt.path, &missing); code != 404 || missing.Error.Code != "not_found" || missing.Error.Message != tt.want {
 			t.Errorf("GET %s = %d %+v, want 404 not_found %q", tt.path, code, missing, tt.want)
 		}
+	}
+
+	// The parser refuses statements that write; a function that writes
+	// fails in the read-only transaction.
+	var refused errorAnswer
+	if code := getJSON(t, base+"/v1/projections/types/queries/bump", &refused); code != 500 || refused.Error.Code != "internal" {
+		t.Errorf("GET a query that writes = %d %+v, want 500 internal", code, refused)
+	}
+	var calls int64
+	if err := e.pool(e.schema).QueryRow(ctx, `SELECT last_value + (CASE WHEN is_called THEN 1 ELSE 0 END) FROM types_seq`).Scan(&calls); err != nil || calls != 1 {
+		t.Errorf("types_seq after the query = %d, %v; want 1 (never advanced)", calls, err)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `route="query"`) {
+		t.Errorf("/metrics has no series of route=\"query\"")
 	}
 
 	var late errorAnswer
