@@ -22,6 +22,7 @@ type SQLProjection struct {
 	nameLine   int        // of -- strata:projection, 1 when the name is the file's
 	statements []*statement
 	byType     map[string]*statement
+	queries    []*Query
 }
 
 // statement is the SQL run for each event of one type.
@@ -78,6 +79,8 @@ func nullIfEmpty(s string) any {
 //	-- strata:on-poison park      optional: halt (the default) or park
 //	-- strata:setup               the DDL that creates its tables and indexes
 //	-- strata:on TYPE             the statement run for each event of type TYPE
+//	-- strata:query NAME          a read the read API serves, with its
+//	-- strata:param NAME TYPE ... parameters, then its SELECT (see Query)
 //
 // The first three come before any section, each at most once. A setup
 // section holds any number of statements, up to the next directive; they
@@ -86,6 +89,25 @@ func nullIfEmpty(s string) any {
 // statement (a trailing semicolon is allowed), and an event type has one
 // section at most; events of types without one are skipped. Other
 // comments may go anywhere; unknown directives are errors.
+//
+// # Queries
+//
+// A query section is -- strata:query NAME (a-z, 0-9, _ and -), its
+// parameters, one directive each,
+//
+//	-- strata:param NAME TYPE [required] [default VALUE] [max N]
+//
+// and one statement, a SELECT (or WITH ... SELECT) that names them as
+// :NAME and writes nothing. TYPE is text, int (bigint), bool, timestamp
+// (RFC 3339, timestamptz), decimal (exact, numeric) or uuid; each
+// placeholder is cast to it. A parameter that is neither required nor
+// has a default is NULL when absent; max bounds an int's value and a
+// text's length. Every query declares -- strata:param limit int default
+// N max M (1 <= N <= M) and uses :limit, normally as LIMIT :limit; the
+// read API also never returns more rows than the limit. A parameter used
+// but not declared, declared but not used, declared twice, a query name
+// used twice, a statement that is not a SELECT or uses INSERT, UPDATE,
+// DELETE, MERGE, TRUNCATE or INTO, and a second statement are errors.
 //
 // # Parameters
 //
@@ -215,8 +237,11 @@ func (sp *SQLProjection) Check(schemaOf func(eventType string) (*avro.Schema, er
 type sqlParser struct {
 	source string
 	src    []byte
-	seen   map[string]int // directive (or "on TYPE") → its line
+	seen   map[string]int // directive (or "on TYPE", "query NAME") → its line
 	sp     *SQLProjection
+	// pending is the query being declared: its -- strata:query and
+	// -- strata:param directives are read, its statement is not.
+	pending *Query
 }
 
 func (p *sqlParser) errorf(line int, format string, args ...any) error {
@@ -250,6 +275,9 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 		if n := strings.IndexAny(name, " \t"); n >= 0 {
 			name, arg = name[:n], strings.TrimSpace(name[n+1:])
 		}
+		if p.pending != nil && name != "param" {
+			return nil, p.errorf(d.line, "-- strata:query %s has no statement", p.pending.Name)
+		}
 		switch name {
 		case "projection", "categories", "on-poison":
 			if inSections {
@@ -271,8 +299,22 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 			if err := p.on(d, arg, body); err != nil {
 				return nil, err
 			}
+		case "query", "param":
+			inSections = true
+			var err error
+			if name == "query" {
+				err = p.query(d, arg)
+			} else {
+				err = p.queryParam(d, arg)
+			}
+			if err == nil && len(body) > 0 {
+				err = p.queryStatement(d, body)
+			}
+			if err != nil {
+				return nil, err
+			}
 		default:
-			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup and on", name)
+			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup, on, query and param", name)
 		}
 	}
 	return p.finish()
@@ -343,44 +385,72 @@ func (p *sqlParser) on(d token, typ string, body []token) error {
 	if err := p.once(d, "on "+typ); err != nil {
 		return err
 	}
+	stmt, err := p.oneStatement(d, "-- strata:on", typ, body)
+	if err != nil {
+		return err
+	}
+	st := &statement{eventType: typ, onLine: d.line, line: stmt[0].line}
+	seen := map[string]bool{}
+	st.sql, err = p.numbered(stmt, "bind values by name (:field, :event.version)", func(t token) (string, error) {
+		key, prm, err := p.param(t)
+		if err == nil && !seen[key] {
+			seen[key] = true
+			st.params = append(st.params, prm)
+		}
+		return key, err
+	}, func(num int, _ string) string { return "$" + strconv.Itoa(num) })
+	if err != nil {
+		return err
+	}
+	p.sp.statements = append(p.sp.statements, st)
+	p.sp.byType[typ] = st
+	return nil
+}
+
+// oneStatement returns the only statement of a section (section "-- strata:on",
+// of who "OrderShipped"), without its trailing semicolon.
+func (p *sqlParser) oneStatement(d token, section, who string, body []token) ([]token, error) {
 	n := slices.IndexFunc(body, func(t token) bool { return t.kind == tokSemicolon })
 	if n < 0 {
 		n = len(body)
 	} else if n+1 < len(body) {
-		return p.errorf(body[n+1].line, "a second statement for %s: a -- strata:on section holds one statement", typ)
+		return nil, p.errorf(body[n+1].line, "a second statement for %s: a %s section holds one statement", who, section)
 	}
 	if n == 0 {
-		return p.errorf(d.line, "-- strata:on %s has no statement", typ)
+		return nil, p.errorf(d.line, "%s %s has no statement", section, who)
 	}
-	st := &statement{eventType: typ, onLine: d.line, line: body[0].line}
-	byName := map[string]int{} // parameter key → its number
+	return body[:n], nil
+}
+
+// numbered returns stmt with its :name parameters replaced by
+// placeholder(num, key), numbered from 1 in the order their keys first
+// appear, the same key with the same number. resolve gives a parameter's
+// key or its error; positional parameters ($1) are refused with hint.
+func (p *sqlParser) numbered(stmt []token, hint string, resolve func(token) (string, error), placeholder func(num int, key string) string) (string, error) {
+	byKey := map[string]int{}
 	var sql strings.Builder
-	last := body[0].start
-	for _, t := range body[:n] {
+	last := stmt[0].start
+	for _, t := range stmt {
 		switch t.kind {
 		case tokPositional:
-			return p.errorf(t.line, "positional parameter $%s: bind values by name (:field, :event.version)", t.text)
+			return "", p.errorf(t.line, "positional parameter $%s: %s", t.text, hint)
 		case tokParam:
-			key, prm, err := p.param(t)
+			key, err := resolve(t)
 			if err != nil {
-				return err
+				return "", err
 			}
-			num, ok := byName[key]
+			num, ok := byKey[key]
 			if !ok {
-				st.params = append(st.params, prm)
-				num = len(st.params)
-				byName[key] = num
+				num = len(byKey) + 1
+				byKey[key] = num
 			}
 			sql.Write(p.src[last:t.start])
-			sql.WriteString("$" + strconv.Itoa(num))
+			sql.WriteString(placeholder(num, key))
 			last = t.end
 		}
 	}
-	sql.Write(p.src[last:body[n-1].end])
-	st.sql = sql.String()
-	p.sp.statements = append(p.sp.statements, st)
-	p.sp.byType[typ] = st
-	return nil
+	sql.Write(p.src[last:stmt[len(stmt)-1].end])
+	return sql.String(), nil
 }
 
 // param resolves a parameter's name; key identifies its value, so that
@@ -441,6 +511,9 @@ func lookup(data map[string]any, path []string) any {
 }
 
 func (p *sqlParser) finish() (*SQLProjection, error) {
+	if p.pending != nil {
+		return nil, p.errorf(p.pending.Line, "-- strata:query %s has no statement", p.pending.Name)
+	}
 	def := &p.sp.def
 	if def.Name == "" {
 		def.Name = strings.TrimSuffix(filepath.Base(p.source), ".sql")
@@ -453,6 +526,9 @@ func (p *sqlParser) finish() (*SQLProjection, error) {
 	}
 	if len(p.sp.statements) == 0 {
 		return nil, p.errorf(1, "no -- strata:on section: the projection handles no event type")
+	}
+	for _, q := range p.sp.queries {
+		q.Projection = def.Name
 	}
 	return p.sp, nil
 }

@@ -196,7 +196,7 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 		{"categories twice", "x.sql", cats + cats,
 			"x.sql:2: -- strata:categories is given twice (first on line 1)"},
 		{"an unknown directive", "x.sql", cats + "-- strata:on-error park\n",
-			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup and on"},
+			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup, on, query and param"},
 		{"a directive after code", "x.sql", cats + "-- strata:on A\nSELECT 1; -- strata:on B\n",
 			"x.sql:3: a -- strata: directive must start its line"},
 		{"two statements in one section", "x.sql", cats + "-- strata:on OrderShipped\nSELECT 1;\n\n  SELECT 2;\n",
@@ -326,7 +326,7 @@ func TestLoadDir(t *testing.T) {
 		writeFile(t, dir, "c.sql", "-- strata:bogus\n")
 		_, err := LoadDir(dir)
 		want := filepath.Join(dir, "b.sql") + ":2: projection same is defined in " + filepath.Join(dir, "a.sql") + " too\n" +
-			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup and on"
+			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup, on, query and param"
 		if err == nil || err.Error() != want {
 			t.Errorf("LoadDir = %v\nwant %s", err, want)
 		}

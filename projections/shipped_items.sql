@@ -45,3 +45,14 @@ INSERT INTO shipped_items (order_id, item_id, quantity, shipping_address, shippe
 SELECT order_id, item_id, quantity, :shippingAddress::text, :timestamp::timestamptz
 FROM shipped
 ON CONFLICT (order_id, item_id) DO NOTHING;
+
+-- strata:query search
+-- Items whose id is q, or whose shipping address has q's words, the most
+-- recently shipped first: GET /v1/projections/shipped_items/queries/search?q=
+-- strata:param q text required max 200
+-- strata:param limit int default 50 max 1000
+SELECT order_id, item_id, quantity, shipping_address, shipped_at
+FROM shipped_items
+WHERE item_id = :q OR search @@ plainto_tsquery('simple', :q)
+ORDER BY shipped_at DESC, order_id, item_id
+LIMIT :limit

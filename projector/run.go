@@ -15,13 +15,15 @@ import (
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/readapi"
+	"github.com/strata-events/strata/projection"
 )
 
 var runCommand = config.Command{
 	Name: "projector run",
 	Summary: `Runs the projections — all of them, or those --projections names — and serves
 the read API on STRATA_HTTP_ADDR: /v1/orders/{orderId}, /v1/orders, /v1/shipped-items,
-/v1/projections, /healthz, /readyz and /metrics.
+/v1/projections, the queries the declarative projections declare
+(/v1/projections/{projection}/queries/{name}), /healthz, /readyz and /metrics.
 
 Each projection is a Kafka consumer group ({STRATA_GROUP_PREFIX}{name}) over the
 topics of its categories; start as many "projector run" processes as you like and
@@ -89,11 +91,18 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var queries []*projection.Query
+	for _, d := range defs {
+		if d.sql != nil {
+			queries = append(queries, d.sql.Queries()...)
+		}
+	}
 	api := readapi.New(s.db, s.monitor, readapi.Options{
 		Tokens:  httpapi.TokensOf(cfg.APITokens),
 		Ready:   s.db.Ping,
 		Metrics: s.metrics,
 		Logger:  log,
+		Queries: queries,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

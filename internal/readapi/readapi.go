@@ -9,6 +9,7 @@
 //	/v1/orders?status=&customerId=&limit=&after=  OrderPage, in orderId order
 //	/v1/shipped-items?q=&limit=                   ShippedItemPage
 //	/v1/projections                               ProjectionsPage
+//	/v1/projections/{projection}/queries/{name}   QueryAnswer of a declared query
 //	/healthz, /readyz, /metrics                   as the writer's
 //
 // Decimals (an item's price, an order's total) are JSON strings holding
@@ -49,6 +50,7 @@ import (
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/orders"
 	"github.com/strata-events/strata/internal/runner"
+	"github.com/strata-events/strata/projection"
 )
 
 // Projections reports the progress of the projections; the runner's
@@ -89,6 +91,9 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// Logger logs refused and failed requests; nil discards.
 	Logger *slog.Logger
+	// Queries are the declared queries of the projections, served as
+	// GET /v1/projections/{projection}/queries/{name}.
+	Queries []*projection.Query
 }
 
 // The projections behind the routes, which their waits wait for.
@@ -104,6 +109,9 @@ type API struct {
 	waiter      Waiter // projections, if it can wait for writes
 	timeout     time.Duration
 	router      *httpapi.Router
+	// queries by queryKey, and the projections that declare any.
+	queries          map[string]*projection.Query
+	queryProjections map[string]bool
 }
 
 // New returns an API over db, a pool whose search_path is the read-model
@@ -117,9 +125,11 @@ func New(db *pgxpool.Pool, projections Projections, opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{
-		db:          db,
-		projections: projections,
-		timeout:     opts.Timeout,
+		db:               db,
+		projections:      projections,
+		timeout:          opts.Timeout,
+		queries:          map[string]*projection.Query{},
+		queryProjections: map[string]bool{},
 		router: httpapi.NewRouter(httpapi.RouterOptions{
 			Tokens:  opts.Tokens,
 			Ready:   opts.Ready,
@@ -128,10 +138,15 @@ func New(db *pgxpool.Pool, projections Projections, opts Options) *API {
 		}),
 	}
 	a.waiter, _ = projections.(Waiter)
+	for _, q := range opts.Queries {
+		a.queries[queryKey(q.Projection, q.Name)] = q
+		a.queryProjections[q.Projection] = true
+	}
 	a.router.Handle("GET /v1/orders/{orderId}", "order", httpapi.RoleReader, a.waiting(a.getOrder, summaryProjection))
 	a.router.Handle("GET /v1/orders", "orders", httpapi.RoleReader, a.waiting(a.listOrders, summaryProjection))
 	a.router.Handle("GET /v1/shipped-items", "shipped_items", httpapi.RoleReader, a.waiting(a.searchShippedItems, shippedItemsProjection))
 	a.router.Handle("GET /v1/projections", "projections", httpapi.RoleReader, a.waiting(a.listProjections))
+	a.router.Handle("GET /v1/projections/{projection}/queries/{query}", "query", httpapi.RoleReader, a.runQuery)
 	return a
 }
 
