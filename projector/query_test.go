@@ -33,6 +33,10 @@ SELECT :at AS at, :d + 1.005 AS d, :u AS u, :n AS n, :b AS b, '\x01ff'::bytea AS
 FROM generate_series(1, 5)
 LIMIT :limit
 
+-- strata:query twice
+-- strata:param limit int default 1 max 1
+SELECT 1 AS a, 2 AS a LIMIT :limit
+
 -- strata:query bump
 -- strata:param limit int default 1 max 1
 SELECT nextval('types_seq') LIMIT :limit
@@ -118,6 +122,9 @@ func TestDeclaredQueriesAreServed(t *testing.T) {
 	var refused errorAnswer
 	if code := getJSON(t, base+"/v1/projections/types/queries/bump", &refused); code != 500 || refused.Error.Code != "internal" {
 		t.Errorf("GET a query that writes = %d %+v, want 500 internal", code, refused)
+	}
+	if code := getJSON(t, base+"/v1/projections/types/queries/twice", &refused); code != 500 || refused.Error.Code != "internal" {
+		t.Errorf("GET a query with two columns of one name = %d %+v, want 500 internal", code, refused)
 	}
 	var calls int64
 	if err := e.pool(e.schema).QueryRow(ctx, `SELECT last_value + (CASE WHEN is_called THEN 1 ELSE 0 END) FROM types_seq`).Scan(&calls); err != nil || calls != 1 {
