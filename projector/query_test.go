@@ -146,3 +146,17 @@ func TestDeclaredQueriesAreServed(t *testing.T) {
 		t.Errorf("GET %s waiting for a version not written = %d %+v after %s, want 504 wait_timeout naming shipped_items", search, code, late, time.Since(start))
 	}
 }
+
+func TestListNamesTheDeclaredQueries(t *testing.T) {
+	e := newEnv(t)
+	out, _, err := e.cli("list", "--json")
+	if err != nil || !strings.Contains(out, `"queries": [
+      "/v1/projections/shipped_items/queries/search"
+    ]`) {
+		t.Errorf("projector list --json = %v\n%s\nwant shipped_items's search route", err, out)
+	}
+	out, _, err = e.cli("list")
+	if err != nil || !strings.Contains(out, "projections/shipped_items.sql  search\n") {
+		t.Errorf("projector list = %v\n%s\nwant search in the QUERIES column of shipped_items", err, out)
+	}
+}
