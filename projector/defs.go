@@ -26,6 +26,24 @@ func (d definition) kind() string {
 	return "go"
 }
 
+// queries returns the queries the projection declares; none for a Go
+// projection.
+func (d definition) queries() []*projection.Query {
+	if d.sql == nil {
+		return nil
+	}
+	return d.sql.Queries()
+}
+
+// queryRoutes returns the read API's routes of d's queries; [] for none.
+func (d definition) queryRoutes() []string {
+	routes := []string{}
+	for _, q := range d.queries() {
+		routes = append(routes, "/v1/projections/"+q.Projection+"/queries/"+q.Name)
+	}
+	return routes
+}
+
 // definitions returns the Go projections and the declarative ones of dir,
 // by name. A missing dir holds none.
 func (c *cli) definitions(dir string) ([]definition, error) {

@@ -33,6 +33,10 @@ SELECT :at AS at, :d + 1.005 AS d, :u AS u, :n AS n, :b AS b, '\x01ff'::bytea AS
 FROM generate_series(1, 5)
 LIMIT :limit
 
+-- strata:query twice
+-- strata:param limit int default 1 max 1
+SELECT 1 AS a, 2 AS a LIMIT :limit
+
 -- strata:query bump
 -- strata:param limit int default 1 max 1
 SELECT nextval('types_seq') LIMIT :limit
@@ -119,6 +123,9 @@ func TestDeclaredQueriesAreServed(t *testing.T) {
 	if code := getJSON(t, base+"/v1/projections/types/queries/bump", &refused); code != 500 || refused.Error.Code != "internal" {
 		t.Errorf("GET a query that writes = %d %+v, want 500 internal", code, refused)
 	}
+	if code := getJSON(t, base+"/v1/projections/types/queries/twice", &refused); code != 500 || refused.Error.Code != "internal" {
+		t.Errorf("GET a query with two columns of one name = %d %+v, want 500 internal", code, refused)
+	}
 	var calls int64
 	if err := e.pool(e.schema).QueryRow(ctx, `SELECT last_value + (CASE WHEN is_called THEN 1 ELSE 0 END) FROM types_seq`).Scan(&calls); err != nil || calls != 1 {
 		t.Errorf("types_seq after the query = %d, %v; want 1 (never advanced)", calls, err)
@@ -137,5 +144,19 @@ func TestDeclaredQueriesAreServed(t *testing.T) {
 	start := time.Now()
 	if code := getJSON(t, base+search+"?q=x&waitFor=Order-q1@6&timeout=100ms", &late); code != 504 || late.Error.Code != "wait_timeout" || !strings.Contains(late.Error.Message, "shipped_items") {
 		t.Errorf("GET %s waiting for a version not written = %d %+v after %s, want 504 wait_timeout naming shipped_items", search, code, late, time.Since(start))
+	}
+}
+
+func TestListNamesTheDeclaredQueries(t *testing.T) {
+	e := newEnv(t)
+	out, _, err := e.cli("list", "--json")
+	if err != nil || !strings.Contains(out, `"queries": [
+      "/v1/projections/shipped_items/queries/search"
+    ]`) {
+		t.Errorf("projector list --json = %v\n%s\nwant shipped_items's search route", err, out)
+	}
+	out, _, err = e.cli("list")
+	if err != nil || !strings.Contains(out, "projections/shipped_items.sql  search\n") {
+		t.Errorf("projector list = %v\n%s\nwant search in the QUERIES column of shipped_items", err, out)
 	}
 }

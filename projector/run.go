@@ -93,9 +93,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 	var queries []*projection.Query
 	for _, d := range defs {
-		if d.sql != nil {
-			queries = append(queries, d.sql.Queries()...)
-		}
+		queries = append(queries, d.queries()...)
 	}
 	api := readapi.New(s.db, s.monitor, readapi.Options{
 		Tokens:  httpapi.TokensOf(cfg.APITokens),

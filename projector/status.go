@@ -45,10 +45,11 @@ func (c *cli) list(_ context.Context, args []string) error {
 			Categories []string `json:"categories"`
 			OnPoison   string   `json:"onPoison"`
 			Source     string   `json:"source"`
+			Queries    []string `json:"queries"` // their routes
 		}
 		out := []entry{}
 		for _, d := range defs {
-			out = append(out, entry{d.p.Name, d.kind(), d.p.Categories, string(d.p.Policy()), d.p.Source})
+			out = append(out, entry{d.p.Name, d.kind(), d.p.Categories, string(d.p.Policy()), d.p.Source, d.queryRoutes()})
 		}
 		return writeJSON(c.stdout, out)
 	}
@@ -57,9 +58,13 @@ func (c *cli) list(_ context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tCATEGORIES\tON POISON\tSOURCE")
+	fmt.Fprintln(tw, "NAME\tKIND\tCATEGORIES\tON POISON\tSOURCE\tQUERIES")
 	for _, d := range defs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.p.Name, d.kind(), strings.Join(d.p.Categories, ","), d.p.Policy(), d.p.Source)
+		var names []string
+		for _, q := range d.queries() {
+			names = append(names, q.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.p.Name, d.kind(), strings.Join(d.p.Categories, ","), d.p.Policy(), d.p.Source, strings.Join(names, ","))
 	}
 	return tw.Flush()
 }

@@ -212,6 +212,16 @@ func TestTheSystemFromOutside(t *testing.T) {
 	if fmt.Sprint(found.Items) != "[{a1b2c3d4 gadget-y} {a1b2c3d4 widget-x}]" {
 		t.Errorf("shipped items of harbour springfield = %v", found.Items)
 	}
+	var declared struct {
+		Rows []struct {
+			OrderID string `json:"order_id"`
+			ItemID  string `json:"item_id"`
+		}
+	}
+	getJSON(t, p1.url+"/v1/projections/shipped_items/queries/search?q=harbour%20springfield", &declared)
+	if fmt.Sprint(declared.Rows) != "[{a1b2c3d4 gadget-y} {a1b2c3d4 widget-x}]" {
+		t.Errorf("the declared search of harbour springfield = %v", declared.Rows)
+	}
 	var projections struct {
 		Projections []struct {
 			Name, State string

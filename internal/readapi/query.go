@@ -125,6 +125,7 @@ func (a *API) answerQuery(w http.ResponseWriter, r *http.Request, q *projection.
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
 	answer := QueryAnswer{Rows: []QueryRow{}}
+	var bug error // of the query, not the database: internal
 	// A read-only transaction: whatever the statement says, it cannot
 	// change the read model.
 	err := pgx.BeginTxFunc(ctx, a.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -135,6 +136,11 @@ func (a *API) answerQuery(w http.ResponseWriter, r *http.Request, q *projection.
 		defer rows.Close()
 		var columns []string
 		for _, f := range rows.FieldDescriptions() {
+			if slices.Contains(columns, f.Name) {
+				// An object cannot hold both: a bug of the query.
+				bug = fmt.Errorf("query %s of %s: two columns are named %s; name them apart with AS", q.Name, q.Source, f.Name)
+				return bug
+			}
 			columns = append(columns, f.Name)
 		}
 		for int64(len(answer.Rows)) < limit && rows.Next() {
@@ -150,7 +156,10 @@ func (a *API) answerQuery(w http.ResponseWriter, r *http.Request, q *projection.
 		rows.Close()
 		return rows.Err()
 	})
-	if err != nil {
+	switch {
+	case bug != nil:
+		return bug
+	case err != nil:
 		return a.readError(err)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, answer)

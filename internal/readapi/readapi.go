@@ -1,7 +1,8 @@
 // Package readapi is the projector's HTTP read API (contract §5): the
-// order_summary and shipped_items read models, the projections' progress,
-// and /healthz, /readyz and /metrics. It listens on 127.0.0.1:8081 by
-// default (the caller's choice).
+// order_summary and shipped_items read models, the queries declarative
+// projections declare, the projections' progress, and /healthz, /readyz
+// and /metrics. It listens on 127.0.0.1:8081 by default (the caller's
+// choice).
 //
 // Routes, all GET, JSON in camelCase:
 //

@@ -374,21 +374,7 @@ func TestShippedItemsAreFoundByItemIDOrAddressWords(t *testing.T) {
 		}
 		return out
 	}
-	for _, tc := range []struct {
-		q    string
-		want []string
-	}{
-		{"widget-x", []string{"a1/widget-x"}},
-		{"bolt", []string{"d4/bolt"}},
-		{"Main", []string{"a1/gadget", "a1/widget-x"}},
-		{"anytown main", []string{"a1/gadget", "a1/widget-x"}},
-		{"paris", []string{"d4/bolt"}},
-		{"rue paix", []string{"d4/bolt"}},
-		{"main paris", []string{}},
-		{"springfield", []string{}}, // e5 shipped no items
-		{"widget", []string{"a1/widget-x"}},
-		{strings.Repeat("x", MaxTextLength), []string{}},
-	} {
+	for _, tc := range shippedItemsSearches {
 		var page ShippedItemPage
 		s.get("/v1/shipped-items?q="+urlEscape(tc.q), &page)
 		if diff := cmp.Diff(tc.want, ids(page)); diff != "" {
@@ -407,6 +393,70 @@ func TestShippedItemsAreFoundByItemIDOrAddressWords(t *testing.T) {
 	s.get("/v1/shipped-items?q=123+Main+St,+Anytown", &page) // the way a form sends spaces
 	if len(page.Items) != 2 {
 		t.Errorf("q=123 Main St, Anytown gave %d items, want 2", len(page.Items))
+	}
+}
+
+// shippedItemsSearches are searches of testShipped and the items they
+// find, as orderId/itemId.
+var shippedItemsSearches = []struct {
+	q    string
+	want []string
+}{
+	{"widget-x", []string{"a1/widget-x"}},
+	{"bolt", []string{"d4/bolt"}},
+	{"Main", []string{"a1/gadget", "a1/widget-x"}},
+	{"anytown main", []string{"a1/gadget", "a1/widget-x"}},
+	{"paris", []string{"d4/bolt"}},
+	{"rue paix", []string{"d4/bolt"}},
+	{"main paris", []string{}},
+	{"springfield", []string{}}, // e5 shipped no items
+	{"widget", []string{"a1/widget-x"}},
+	{strings.Repeat("x", MaxTextLength), []string{}},
+}
+
+// shippedItemsQueries are the queries projections/shipped_items.sql
+// declares.
+func shippedItemsQueries(t *testing.T) []*projection.Query {
+	t.Helper()
+	text, err := os.ReadFile("../../projections/shipped_items.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := projection.ParseSQL("shipped_items.sql", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp.Queries()
+}
+
+// The search shipped_items.sql declares finds what /v1/shipped-items
+// finds, in the same order, with the same values.
+func TestTheDeclaredSearchAnswersAsTheShippedItemsRoute(t *testing.T) {
+	s := newServer(t, readModel(t), nil, Options{Queries: shippedItemsQueries(t)})
+	type row struct {
+		OrderID         string    `json:"order_id"`
+		ItemID          string    `json:"item_id"`
+		Quantity        int64     `json:"quantity"`
+		ShippingAddress string    `json:"shipping_address"`
+		ShippedAt       time.Time `json:"shipped_at"`
+	}
+	search := func(query string) []ShippedItem {
+		var answer struct{ Rows []row }
+		s.get("/v1/projections/shipped_items/queries/search?"+query, &answer)
+		items := []ShippedItem{}
+		for _, r := range answer.Rows {
+			items = append(items, ShippedItem(r))
+		}
+		return items
+	}
+	for _, tc := range shippedItemsSearches {
+		for _, query := range []string{"q=" + urlEscape(tc.q), "q=" + urlEscape(tc.q) + "&limit=1"} {
+			var page ShippedItemPage
+			s.get("/v1/shipped-items?"+query, &page)
+			if diff := cmp.Diff(page.Items, search(query)); diff != "" {
+				t.Errorf("%s: the declared search (-route +query):\n%s", query, diff)
+			}
+		}
 	}
 }
 
@@ -476,7 +526,7 @@ func TestTokensGuardTheV1Routes(t *testing.T) {
 	const reader, writer, admin = "reader-token-0123456789", "writer-token-0123456789", "admin-token-01234567890"
 	s := newServer(t, readModel(t), &fakeProjections{}, Options{Tokens: []httpapi.Token{
 		{Secret: reader, Role: httpapi.RoleReader}, {Secret: writer, Role: httpapi.RoleWriter}, {Secret: admin, Role: httpapi.RoleAdmin},
-	}})
+	}, Queries: shippedItemsQueries(t)})
 	routes := []struct {
 		path string
 		open bool
@@ -485,6 +535,7 @@ func TestTokensGuardTheV1Routes(t *testing.T) {
 		{"/v1/orders?status=open", false},
 		{"/v1/shipped-items?q=bolt", false},
 		{"/v1/projections", false},
+		{"/v1/projections/shipped_items/queries/search?q=bolt", false},
 		{"/healthz", true},
 		{"/readyz", true},
 		{"/metrics", true},
