@@ -137,6 +137,11 @@ func (e *env) run(fn func(context.Context) error) (stop func() error) {
 }
 
 func (e *env) runner(p *projection.Projection, opts runner.Options) *runner.Runner {
+	return e.runnerOn(e.db, p, opts)
+}
+
+// runnerOn is runner with a read-model pool of the test's own.
+func (e *env) runnerOn(db *pgxpool.Pool, p *projection.Projection, opts runner.Options) *runner.Runner {
 	opts.Schema = e.schema
 	opts.GroupPrefix = e.group
 	opts.Topic = e.kafka.Topic
@@ -150,7 +155,7 @@ func (e *env) runner(p *projection.Projection, opts runner.Options) *runner.Runn
 	if os.Getenv("RUNNER_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return runner.New(p, e.db, e.consumers, e.catalog, opts)
+	return runner.New(p, db, e.consumers, e.catalog, opts)
 }
 
 // order appends the events of one order: created, items added, and

@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,6 +360,21 @@ func transient(err error) bool {
 		switch pgErr.Code[:2] {
 		case "08", "40", "53", "57", "58": // connection, rollback, resources, operator, system
 			return true
+		}
+		switch pgErr.Code {
+		case "25006": // read_only_sql_transaction: a standby or a demoted primary answered, as during a failover
+			return true
+		case "55P03", "55006": // lock_not_available (lock_timeout, NOWAIT), object_in_use: DDL or a swap holds the table
+			return true
+		case "0A000":
+			// feature_not_supported is a property of the SQL, so
+			// deterministic, except "cached plan must not change result
+			// type": a prepared statement outlived a change of the table
+			// (a rebuild's swap, a migration); pgx drops its cached
+			// statements on this error, so the retry succeeds. The other
+			// codes of classes 25 and 55 are mistakes of the projection's
+			// SQL that a retry repeats, so they stay poison.
+			return strings.Contains(pgErr.Message, "cached plan must not change result type")
 		}
 		return false
 	}

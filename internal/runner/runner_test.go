@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -330,4 +333,55 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...
 		}
 	}
 	return 0 // a counter of these labels not counted yet
+}
+
+// A read-model database that refuses writes for a while (25006, as a
+// standby or a demoted primary does during a failover) is a failure of the
+// database, not of the events: with the park policy, none is parked and
+// every event is applied once the database takes writes again.
+func TestAReadOnlyReadModelDatabaseParksNothing(t *testing.T) {
+	e := newEnv(t)
+	e.startRelay()
+	// A failover that sends the read-model URL to a read-only node for a
+	// while: every session it hands out refuses writes (25006).
+	var readOnly atomic.Bool
+	cfg, err := pgxpool.ParseConfig(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{e.schema}.Sanitize()
+	cfg.PrepareConn = func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+		_, err := conn.Exec(ctx, fmt.Sprintf("SET default_transaction_read_only = %t", readOnly.Load()))
+		return err == nil, err
+	}
+	db, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	p := ledger("ledger", nil)
+	p.OnPoison = projection.Park
+	metrics := prometheus.NewRegistry()
+	e.run(e.runnerOn(db, p, runner.Options{Attempts: 2, Metrics: metrics}).Run)
+	e.order("before", 2, true)
+	e.waitForLedger(e.schema, 30*time.Second)
+
+	readOnly.Store(true)
+	for i := range 5 {
+		e.order(fmt.Sprint("during", i), 2, true)
+	}
+	// Wait until the runner has met the read-only node more often than
+	// Attempts allows for one event.
+	e.waitFor("the read-only node to refuse the runner", 30*time.Second, func() bool {
+		return metricValue(t, metrics, "strata_projection_retries_total", "transient", "ledger")+
+			metricValue(t, metrics, "strata_projection_retries_total", "failure", "ledger") >= 10
+	})
+	readOnly.Store(false)
+	e.order("after", 2, true)
+	e.waitForLedger(e.schema, 30*time.Second) // every event applied once
+	var parked int
+	if err := e.db.QueryRow(ctx, "SELECT count(*) FROM parked_events").Scan(&parked); err != nil || parked != 0 {
+		t.Errorf("parked events = %d, %v; want 0 (a read-only database is no fault of an event)", parked, err)
+	}
+	e.assertState("ledger", runner.StateRunning)
 }
