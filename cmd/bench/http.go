@@ -138,13 +138,11 @@ func benchHTTP(ctx context.Context, url string, cfg benchConfig, t *table, log i
 	defer writer.stop()
 
 	const workers = 64
-	clients := make([]*leanClient, workers)
-	for i := range clients {
-		if clients[i], err = dialLean(writer.addr); err != nil {
-			return err
-		}
-		defer clients[i].close()
+	clients, closeClients, err := dialLeanClients(writer.addr, workers, "")
+	if err != nil {
+		return err
 	}
+	defer closeClients()
 	name := fmt.Sprintf("HTTP append 1 event, %d clients (events/s)", workers)
 	fmt.Fprintf(log, "  %s ...\n", name)
 	p, err := compare(ctx, cfg.rounds, workers, cfg.duration,

@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "projector"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"http":      benchHTTP,
 		"relay":     benchRelay,
 		"latency":   benchRelayLatency,
+		"subscribe": benchSubscribe,
 		"projector": benchProjector,
 	}
 	for _, g := range cfg.only {

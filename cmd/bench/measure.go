@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // op is one unit of work of one worker; it returns how many items it did
@@ -58,6 +59,28 @@ func throughput(ctx context.Context, workers int, d time.Duration, f op) (float6
 	}
 	wg.Wait()
 	return float64(items.Load()) / time.Since(start).Seconds(), lat, firstErr
+}
+
+// paced runs f on workers goroutines, each at its turn, so that together
+// they make rate calls per second for d, as steady traffic would; it
+// returns the first error, which stops them all.
+func paced(ctx context.Context, rate, workers int, d time.Duration, f func(ctx context.Context, worker int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	deadline := time.Now().Add(d)
+	interval := time.Second * time.Duration(workers) / time.Duration(rate)
+	for w := range workers {
+		g.Go(func() error {
+			next := time.Now().Add(time.Duration(w) * interval / time.Duration(workers))
+			for ; next.Before(deadline) && gctx.Err() == nil; next = next.Add(interval) {
+				time.Sleep(time.Until(next))
+				if err := f(gctx, w); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // pair is a comparison measured in alternating rounds: ours, baseline,

@@ -276,13 +276,11 @@ func benchRelayLatency(ctx context.Context, url string, cfg benchConfig, t *tabl
 	name := fmt.Sprintf("append → visible in Kafka at %d events/s (latency)", rate)
 	fmt.Fprintf(log, "  %s, for %s ...\n", name, duration)
 
-	clients := make([]*leanClient, workers)
-	for i := range clients {
-		if clients[i], err = dialLean(writer.addr); err != nil {
-			return err
-		}
-		defer clients[i].close()
+	clients, closeClients, err := dialLeanClients(writer.addr, workers, "")
+	if err != nil {
+		return err
 	}
+	defer closeClients()
 	st := newStreams("lat", workers)
 	appendOne := httpAppendOp(clients, st)
 	// Warm up: the relay creates the topic with the first event.
@@ -306,28 +304,18 @@ func benchRelayLatency(ctx context.Context, url string, cfg benchConfig, t *tabl
 	}
 	defer stopConsumer()
 
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(duration)
-	interval := time.Second * workers / rate
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			next := time.Now().Add(time.Duration(w) * interval / workers)
-			for next.Before(deadline) {
-				time.Sleep(time.Until(next))
-				if _, err := appendOne(ctx, w); err != nil {
-					fmt.Fprintf(log, "  append: %v\n", err)
-					return
-				}
-				mu.Lock()
-				appended[fmt.Sprintf("%s@%d", st.ids[w], st.versions[w])] = time.Now()
-				mu.Unlock()
-				next = next.Add(interval)
-			}
-		}()
+	err = paced(ctx, rate, workers, duration, func(ctx context.Context, w int) error {
+		if _, err := appendOne(ctx, w); err != nil {
+			return err
+		}
+		mu.Lock()
+		appended[fmt.Sprintf("%s@%d", st.ids[w], st.versions[w])] = time.Now()
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	time.Sleep(time.Second)
 	stopConsumer()
 	mu.Lock()
