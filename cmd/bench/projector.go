@@ -555,37 +555,36 @@ func (b *projectorBench) latency(ctx context.Context, t *table, rl *running) err
 // writer does, and returns how many events it appended.
 func (b *projectorBench) pacedOrders(ctx context.Context, tag string, rate, workers int, d time.Duration, before func(key string)) (int, error) {
 	var count atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	deadline := time.Now().Add(d)
-	interval := time.Second * time.Duration(workers) / time.Duration(rate)
-	for w := range workers {
-		g.Go(func() error {
-			next := time.Now().Add(time.Duration(w) * interval / time.Duration(workers))
-			for i := 0; next.Before(deadline); i++ {
-				id := fmt.Sprintf("%s-w%d-%d", tag, w, i)
-				stream := orderStream(id)
-				events, err := orderEvents(gctx, b.catalog, id, "c-"+tag)
-				if err != nil {
-					return err
-				}
-				for v := 0; v < len(events) && next.Before(deadline); v++ {
-					time.Sleep(time.Until(next))
-					if before != nil {
-						before(fmt.Sprintf("%s@%d", stream, v+1))
-					}
-					if _, err := b.store.Append(gctx, stream, eventstore.ExpectedVersion(v), events[v:v+1]); err != nil {
-						return fmt.Errorf("append: %w", err)
-					}
-					b.appended.Add(1)
-					count.Add(1)
-					b.relay.Notify()
-					next = next.Add(interval)
-				}
-			}
-			return nil
-		})
+	// Each worker's order in progress: its stream, events and the next to append.
+	type order struct {
+		n      int
+		stream eventstore.StreamID
+		events []eventstore.EventData
+		v      int
 	}
-	err := g.Wait()
+	orders := make([]order, workers)
+	err := paced(ctx, rate, workers, d, func(ctx context.Context, w int) error {
+		o := &orders[w]
+		if o.v == len(o.events) {
+			id := fmt.Sprintf("%s-w%d-%d", tag, w, o.n)
+			events, err := orderEvents(ctx, b.catalog, id, "c-"+tag)
+			if err != nil {
+				return err
+			}
+			*o = order{n: o.n + 1, stream: orderStream(id), events: events}
+		}
+		if before != nil {
+			before(fmt.Sprintf("%s@%d", o.stream, o.v+1))
+		}
+		if _, err := b.store.Append(ctx, o.stream, eventstore.ExpectedVersion(o.v), o.events[o.v:o.v+1]); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		o.v++
+		b.appended.Add(1)
+		count.Add(1)
+		b.relay.Notify()
+		return nil
+	})
 	return int(count.Load()), err
 }
 
