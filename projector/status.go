@@ -193,8 +193,10 @@ func orDash(s string) string {
 
 var resumeCommand = config.Command{
 	Name: "projector resume",
-	Summary: `projector resume NAME: resumes a projection that a poison event halted. Its workers
-try the event again (fix the projection or the data first), and go on from there.`,
+	Summary: `projector resume NAME: resumes a projection that a poison event or a gap halted. Its
+workers try the event again (fix the projection or the data first), and go on from there. A gap (an
+event whose stream's earlier versions were never applied) is accepted: the event is applied, and the
+versions missing are dropped should they come later; rebuild instead to apply what the topics hold.`,
 	Settings: readModelSettings,
 }
 
@@ -204,15 +206,20 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	was, err := s.monitor.Resume(ctx, name)
+	h, err := s.monitor.Resume(ctx, name)
 	if err != nil {
 		return err
 	}
-	if !was {
+	switch {
+	case h == nil:
 		fmt.Fprintf(c.stdout, "%s was not halted\n", name)
-		return nil
+	case h.GapAfter != nil:
+		fmt.Fprintf(c.stdout, "%s resumed: the gap in %s is accepted, and its workers go on with version %d, "+
+			"which halted it. Should the versions missing (%d to %d) come later, they are dropped as applied before; "+
+			"a rebuild applies all that the topics hold.\n", name, h.StreamID, h.Version, *h.GapAfter+1, h.Version-1)
+	default:
+		fmt.Fprintf(c.stdout, "%s resumed: its workers go on with the event that halted it\n", name)
 	}
-	fmt.Fprintf(c.stdout, "%s resumed: its workers go on with the event that halted it\n", name)
 	return nil
 }
 

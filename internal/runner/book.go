@@ -413,13 +413,37 @@ func (b book) halt(ctx context.Context, db *pgxpool.Pool, t target, h Halt) erro
 	return err
 }
 
-// resume clears a projection's halt. It reports whether it was halted.
-func (b book) resume(ctx context.Context, db *pgxpool.Pool, name string) (bool, error) {
+// resume clears a projection's halt, and accepts the gap a halt on one
+// names (see Monitor.Resume). It returns the halt cleared, if any.
+func (b book) resume(ctx context.Context, db *pgxpool.Pool, name string) (*Halt, error) {
 	if set, err := b.exists(ctx, db); !set || err != nil {
-		return false, err
+		return nil, err
 	}
-	tag, err := db.Exec(ctx, `UPDATE `+b.schema+`.projections
-		SET state = 'running', halted_error = NULL, halted_at = NULL, halted_event = NULL, updated_at = now()
-		WHERE name = $1 AND state = 'halted'`, name)
-	return tag.RowsAffected() == 1, err
+	var h *Halt
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		var generation int64
+		err := tx.QueryRow(ctx, `SELECT generation, coalesce(halted_event, '{}') FROM `+b.schema+`.projections
+			WHERE name = $1 AND state = 'halted' FOR UPDATE`, name).Scan(&generation, &h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			h = nil
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE `+b.schema+`.projections
+			SET state = 'running', halted_error = NULL, halted_at = NULL, halted_event = NULL, updated_at = now()
+			WHERE name = $1`, name)
+		if err != nil || h.GapAfter == nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE `+b.schema+`.projection_streams SET version = $4
+			WHERE projection = $1 AND generation = $2 AND stream_id = $3 AND version = $5`,
+			name, generation, h.StreamID, h.Version-1, *h.GapAfter)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }

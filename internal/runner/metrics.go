@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 		Name: "strata_projection_batches_total", Help: "Batches committed.",
 	}, []string{"projection"})
 	gaps := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "strata_projection_gaps_total", Help: "Events whose stream version skipped one or more versions.",
+		Name: "strata_projection_gaps_total", Help: "Events that followed a gap in their stream's versions; each halts the projection.",
 	}, []string{"projection"})
 	conflicts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_projection_conflicts_total",
@@ -87,7 +87,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func (m *metrics) committed(events []projection.Event, duplicates, gaps int, took time.Duration) {
+func (m *metrics) committed(events []projection.Event, duplicates int, took time.Duration) {
 	m.batches.Inc()
 	m.commit.Observe(took.Seconds())
 	if len(events) > 0 {
@@ -99,8 +99,5 @@ func (m *metrics) committed(events []projection.Event, duplicates, gaps int, too
 	}
 	if duplicates > 0 {
 		m.events.WithLabelValues(m.name, "duplicate").Add(float64(duplicates))
-	}
-	if gaps > 0 {
-		m.gaps.Add(float64(gaps))
 	}
 }

@@ -9,7 +9,7 @@
 // in Kafka: on assignment a worker resumes from them, and a worker that
 // lost its partitions without noticing (a zombie) can commit nothing
 // more. A per-stream version guard also drops records seen before, such as
-// records published twice by hand, and reports gaps.
+// records published twice by hand, and halts the projection on a gap.
 //
 // The runner reads Kafka through the Consumers it is given (the kafka
 // package's adapter) and decodes through a Decoder (the registry's
@@ -333,8 +333,8 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// errHalted means the projection was halted by a poison event.
-var errHalted = errors.New("the projection halted on a poison event")
+// errHalted means the projection was halted, by a poison event or a gap.
+var errHalted = errors.New("the projection halted")
 
 // poisonError is the failure that made a record poison.
 type poisonError struct {
@@ -500,10 +500,10 @@ func (a *applier) applyAll(ctx context.Context, batches []Batch) error {
 			return nil
 		}
 		var poison *poisonError
-		if !errors.As(err, &poison) {
+		if !errors.As(err, &poison) && !errors.As(err, new(*gapError)) {
 			return err
 		}
-		a.r.log.Warn("a poll's batches failed together; applying them partition by partition", "error", poison.err)
+		a.r.log.Warn("a poll's batches failed together; applying them partition by partition", "error", err)
 	}
 	for _, p := range parts {
 		if err := a.apply(ctx, p); err != nil {
@@ -536,6 +536,20 @@ func (a *applier) apply(ctx context.Context, p part) error {
 		a.observeLag(p)
 		return nil
 	}
+	var gap *gapError
+	if errors.As(err, &gap) {
+		// What comes before the gap is applied; the projection halts on it.
+		i := 0
+		for i < len(p.recs) && p.recs[i].Offset < gap.event.Offset {
+			i++
+		}
+		if i > 0 {
+			if err := a.apply(ctx, part{b: p.b, st: p.st, recs: p.recs[:i], dec: p.dec[:i]}); err != nil {
+				return err
+			}
+		}
+		return a.haltOnGap(ctx, gap)
+	}
 	var poison *poisonError
 	if !errors.As(err, &poison) {
 		return err
@@ -548,7 +562,10 @@ func (a *applier) apply(ctx context.Context, p part) error {
 		}
 		one := part{b: p.b, st: p.st, recs: p.recs[i : i+1], dec: p.dec[i : i+1]}
 		err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.commit(ctx, []part{one}) })
-		if errors.As(err, &poison) {
+		switch {
+		case errors.As(err, &gap):
+			err = a.haltOnGap(ctx, gap)
+		case errors.As(err, &poison):
 			err = a.poison(ctx, p.st, p.recs[i], p.dec[i], poison)
 		}
 		if err != nil {
@@ -577,6 +594,8 @@ func (a *applier) retry(ctx context.Context, attempts int, fn func() error) erro
 			return nil
 		case errors.Is(err, errConflict):
 			a.r.m.conflicts.Inc()
+			return err
+		case errors.As(err, new(*gapError)):
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -632,6 +651,9 @@ func (a *applier) commit(ctx context.Context, parts []part) error {
 			if len(stale) > 0 {
 				return errStale // and roll back
 			}
+			if len(g.gaps) > 0 {
+				return g.gaps[0] // the stored versions confirm it; roll back
+			}
 			if len(g.events) > 0 {
 				if err := a.r.p.Apply(ctx, tx, g.events); err != nil {
 					return err
@@ -667,11 +689,7 @@ func (a *applier) commit(ctx context.Context, parts []part) error {
 				p.st.versions[s] = v
 			}
 		}
-		for _, e := range g.gaps {
-			a.r.log.Warn("gap in a stream: applied anyway", "stream", e.StreamID, "version", e.Version,
-				"topic", e.Topic, "partition", e.Partition, "offset", e.Offset)
-		}
-		a.r.m.committed(g.events, g.duplicates, len(g.gaps), time.Since(start))
+		a.r.m.committed(g.events, g.duplicates, time.Since(start))
 		return nil
 	}
 }
@@ -684,7 +702,7 @@ var errStale = errors.New("streams not at the versions assumed")
 type guarded struct {
 	events     []projection.Event // to apply
 	duplicates int                // dropped
-	gaps       []projection.Event // applied after a gap in their stream
+	gaps       []*gapError        // events after a gap in their stream, in order
 	claims     []claim            // one per part
 	// Per stream changed: the version stored before and the one after.
 	streams            []string
@@ -720,7 +738,7 @@ func (a *applier) guard(parts []part) guarded {
 				g.duplicates++
 				continue
 			case e.Version > last+1:
-				g.gaps = append(g.gaps, e)
+				g.gaps = append(g.gaps, &gapError{event: e, after: last})
 			}
 			changed[e.StreamID] = e.Version
 			g.events = append(g.events, e)
@@ -769,15 +787,7 @@ func (a *applier) poison(ctx context.Context, st *partitionState, rec Record, de
 	}
 	if a.r.p.Policy() == projection.Halt {
 		a.r.log.Error("poison event: halting the projection", "event", h)
-		if a.t.build {
-			return &HaltError{Projection: a.r.p.Name, Halt: h}
-		}
-		err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.r.book.halt(ctx, a.db, a.t, h) })
-		if err != nil {
-			return err
-		}
-		a.r.m.halted.Set(1)
-		return errHalted
+		return a.halt(ctx, h)
 	}
 	a.r.log.Error("poison event: parking it and going on", "event", h)
 	next := rec.Offset + 1
@@ -805,7 +815,53 @@ func (a *applier) poison(ctx context.Context, st *partitionState, rec Record, de
 	return nil
 }
 
-// HaltError is a rebuild stopped by a poison event under the halt policy.
+// halt halts the projection on h: the live one until resumed, while a
+// rebuild stops with a *HaltError.
+func (a *applier) halt(ctx context.Context, h Halt) error {
+	if a.t.build {
+		return &HaltError{Projection: a.r.p.Name, Halt: h}
+	}
+	err := a.retry(ctx, a.r.opts.Attempts, func() error { return a.r.book.halt(ctx, a.db, a.t, h) })
+	if err != nil {
+		return err
+	}
+	a.r.m.halted.Set(1)
+	return errHalted
+}
+
+// gapError is an event whose stream's stored version is lower than the
+// one before it: events of the stream are missing, or come out of order.
+type gapError struct {
+	event projection.Event
+	after int64 // the stream's version stored
+}
+
+func (e *gapError) Error() string {
+	v := e.event.Version
+	missing := fmt.Sprintf("version %d is", v-1)
+	if v-1 > e.after+1 {
+		missing = fmt.Sprintf("versions %d to %d are", e.after+1, v-1)
+	}
+	return fmt.Sprintf("version %d of stream %s follows version %d, the last applied: %s missing. "+
+		"They were not published, or were published out of order or to another partition "+
+		"(did the topic's partition count change?)", v, e.event.StreamID, e.after, missing)
+}
+
+// haltOnGap halts the projection, whatever its poison policy, on an event
+// that follows a gap in its stream: applying it would hide the events
+// missing, and drop them as seen before should they come later.
+func (a *applier) haltOnGap(ctx context.Context, gap *gapError) error {
+	e := gap.event
+	a.r.m.gaps.Inc()
+	after := gap.after
+	h := Halt{Error: gap.Error(), At: time.Now().UTC(), Topic: e.Topic, Partition: e.Partition, Offset: e.Offset,
+		StreamID: e.StreamID, Version: e.Version, Type: e.Type, GapAfter: &after}
+	a.r.log.Error("a gap in a stream: halting the projection", "event", h)
+	return a.halt(ctx, h)
+}
+
+// HaltError is a rebuild stopped by a poison event under the halt policy,
+// or by a gap in a stream.
 type HaltError struct {
 	Projection string
 	Halt       Halt

@@ -103,7 +103,7 @@ func TestTheVersionGuardDropsRecordsPublishedTwice(t *testing.T) {
 	e.assertState("ledger", runner.StateRunning)
 }
 
-func TestAGapInAStreamIsReportedAndTheEventApplied(t *testing.T) {
+func TestAGapInAStreamHaltsTheProjectionUntilResumed(t *testing.T) {
 	e := newEnv(t)
 	e.startRelay()
 	e.order("g", 2, true) // versions 1 to 4
@@ -114,24 +114,57 @@ func TestAGapInAStreamIsReportedAndTheEventApplied(t *testing.T) {
 	}
 	// As if versions 3 and 4 had never been applied: the next event
 	// follows a gap, which a new worker (no cached versions) must find
-	// in the stored ones.
+	// in the stored ones. The policy parks poison events, but a gap is
+	// not one: parking it would hide the versions missing.
 	if _, err := e.db.Exec(ctx, "UPDATE projection_streams SET version = 2 WHERE stream_id = 'Order-g'"); err != nil {
 		t.Fatal(err)
 	}
+	p := ledger("ledger", nil)
+	p.OnPoison = projection.Park
 	metrics := prometheus.NewRegistry()
-	e.run(e.runner(ledger("ledger", nil), runner.Options{Metrics: metrics}).Run)
+	e.run(e.runner(p, runner.Options{Metrics: metrics, HaltPoll: 50 * time.Millisecond}).Run)
+	e.order("before", 1, false)
+	e.waitForLedger(e.schema, 30*time.Second) // the worker has its partitions
 	shipped := e.event("OrderShipped", `{"orderId":"g","shippingAddress":"2 Quay","timestamp":"2026-01-04T00:00:00Z"}`)
 	if _, err := e.store.Append(ctx, eventstore.MustParseStreamID("Order-g"), eventstore.Any, []eventstore.EventData{shipped}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitForLedger(e.schema, 30*time.Second) // version 5 applied
+	e.waitFor("the projection to halt", 30*time.Second, func() bool { return e.state("ledger").State == runner.StateHalted })
+	h := e.state("ledger").Halted
+	if h == nil || h.StreamID != "Order-g" || h.Version != 5 || h.GapAfter == nil || *h.GapAfter != 2 ||
+		!strings.Contains(h.Error, "follows version 2") || !strings.Contains(h.Error, "versions 3 to 4 are missing") {
+		t.Fatalf("halted = %+v, want version 5 of Order-g after stored version 2, with versions 3 to 4 named missing", h)
+	}
 	if gaps := metricValue(t, metrics, "strata_projection_gaps_total", "ledger"); gaps != 1 {
 		t.Errorf("gaps = %v, want 1", gaps)
 	}
-	var version int64
-	if err := e.db.QueryRow(ctx, "SELECT version FROM projection_streams WHERE stream_id = 'Order-g'").Scan(&version); err != nil || version != 5 {
-		t.Errorf("stored version = %d, %v; want 5", version, err)
+	if got := storedVersion(t, e, "Order-g"); got != 2 {
+		t.Errorf("stored version while halted = %d, want 2 (nothing applied past the gap)", got)
 	}
+
+	m := runner.NewMonitor(e.db, []*runner.Runner{e.runner(p, runner.Options{})}, nil)
+	if h, err := m.Resume(ctx, "ledger"); err != nil || h == nil || h.GapAfter == nil {
+		t.Fatalf("Resume = %+v, %v; want the gap's halt cleared", h, err)
+	}
+	e.waitFor("version 5 to be applied", 30*time.Second, func() bool { return storedVersion(t, e, "Order-g") == 5 })
+	e.waitForLedger(e.schema, 30*time.Second) // the ledger's rows of Order-g come from every version
+	e.assertState("ledger", runner.StateRunning)
+	if n := metricValue(t, metrics, "strata_projection_events_total", "parked", "ledger"); n != 0 {
+		t.Errorf("parked = %v, want 0", n)
+	}
+	if h, err := m.Resume(ctx, "ledger"); err != nil || h != nil {
+		t.Errorf("a second Resume = %+v, %v; want nil, nil (not halted)", h, err)
+	}
+}
+
+func storedVersion(t *testing.T, e *env, stream string) int64 {
+	t.Helper()
+	var version int64
+	err := e.db.QueryRow(ctx, "SELECT version FROM projection_streams WHERE stream_id = $1", stream).Scan(&version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return version
 }
 
 func TestAPoisonEventHaltsTheProjectionUntilResumed(t *testing.T) {
@@ -165,8 +198,8 @@ func TestAPoisonEventHaltsTheProjectionUntilResumed(t *testing.T) {
 	}
 
 	broken.Store(false) // the fix is deployed
-	if ok, err := runner.NewMonitor(e.db, []*runner.Runner{e.runner(p, runner.Options{})}, nil).Resume(ctx, "ledger"); err != nil || !ok {
-		t.Fatalf("Resume = %v, %v; want true, nil", ok, err)
+	if h, err := runner.NewMonitor(e.db, []*runner.Runner{e.runner(p, runner.Options{})}, nil).Resume(ctx, "ledger"); err != nil || h == nil || h.GapAfter != nil {
+		t.Fatalf("Resume = %+v, %v; want the poison halt cleared", h, err)
 	}
 	e.waitForLedger(e.schema, 30*time.Second) // nothing skipped
 	e.assertState("ledger", runner.StateRunning)

@@ -69,6 +69,9 @@ type Halt struct {
 	StreamID  string    `json:"streamId,omitempty"`
 	Version   int64     `json:"version,omitempty"`
 	Type      string    `json:"type,omitempty"`
+	// GapAfter, for a halt on a gap, is the stream's version stored when
+	// the event came: versions GapAfter+1 to Version-1 were never applied.
+	GapAfter *int64 `json:"gapAfter,omitempty"`
 }
 
 // RebuildStatus is a rebuild's progress: the generation it builds, and
@@ -247,7 +250,11 @@ func (m *Monitor) partitions(ctx context.Context, s *Status, known bool) error {
 }
 
 // Resume clears the halt of projection name: its workers go on with the
-// event that halted it. It reports whether the projection was halted.
-func (m *Monitor) Resume(ctx context.Context, name string) (bool, error) {
+// event that halted it. It returns the halt it cleared, nil if the
+// projection was not halted. A halt on a gap is resumed by accepting the
+// gap: the stream's stored version is set to the one before the held
+// event, which is then applied, and the versions missing, should they
+// come later, are dropped as applied before.
+func (m *Monitor) Resume(ctx context.Context, name string) (*Halt, error) {
 	return m.book.resume(ctx, m.db, name)
 }
