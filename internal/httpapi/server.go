@@ -150,6 +150,7 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 		if hub == nil {
 			hub = subscribe.NewHub(context.Background(), tailer, subscribe.Options{Logger: opts.Logger})
 		}
+		hub.EncodeWith(s.encodeEvents)
 		s.tailer, s.subs = tailer, newSubscriptions(hub, opts)
 	}
 	s.router.Handle("GET /v1/events/subscribe", "subscribe_all", RoleReader, s.subscribeAll)

@@ -240,11 +240,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sub *subscribe.S
 		switch {
 		case err == nil:
 			failures = 0
-			if err := s.writeItems(ctx, &buf, items); err != nil {
-				endWith(&buf, err)
-				write()
-				return "error"
-			}
+			writeItems(&buf, items)
 			if !write() {
 				return "write_timeout"
 			}
@@ -262,7 +258,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sub *subscribe.S
 			return "client"
 		case errors.Is(err, context.DeadlineExceeded) && wctx.Err() != nil:
 			buf.WriteString(": heartbeat\n\n")
-		case eventstore.ErrorCode(err) == eventstore.CodeInvalidRequest:
+		case errors.Is(err, subscribe.ErrEncode), eventstore.ErrorCode(err) == eventstore.CodeInvalidRequest:
 			endWith(&buf, err)
 			write()
 			return "error"
@@ -283,23 +279,30 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sub *subscribe.S
 }
 
 // writeItems writes one message per item.
-func (s *Server) writeItems(ctx context.Context, buf *bytes.Buffer, items []subscribe.Item) error {
-	events := make([]eventstore.RecordedEvent, len(items))
-	for i, it := range items {
-		events[i] = it.Event
+func writeItems(buf *bytes.Buffer, items []subscribe.Item) {
+	for _, it := range items {
+		buf.WriteString("id: ")
+		buf.WriteString(it.ID)
+		buf.WriteString("\ndata: ")
+		buf.Write(it.Data)
+		buf.WriteString("\n\n")
 	}
+}
+
+// encodeEvents is the subscriptions' encoder: each event's JSON as reads
+// return it.
+func (s *Server) encodeEvents(ctx context.Context, events []eventstore.RecordedEvent) ([][]byte, error) {
 	rendered, err := s.render(ctx, events)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := make([][]byte, len(rendered))
 	for i, e := range rendered {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
+		if out[i], err = json.Marshal(e); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(buf, "id: %s\ndata: %s\n\n", items[i].ID, data)
 	}
-	return nil
+	return out, nil
 }
 
 // endWith writes the final message, of type error, in the contract's error

@@ -10,7 +10,9 @@
 // commit skipped, each stream in version order. The feed hands each page
 // to its subscribers without waiting: a subscriber whose bounded buffer is
 // full is cut off (ErrTooSlow) and resumes from its last position, so a
-// slow one never slows the others or the appends.
+// slow one never slows the others or the appends. A stream's subscriber,
+// once live, is handed only the pages that hold events of its stream, and
+// the events of a page are encoded once for all its subscribers.
 package subscribe
 
 import (
@@ -50,14 +52,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Encoder turns events into the data their messages carry. It may be
+// called from several goroutines.
+type Encoder func(ctx context.Context, events []eventstore.RecordedEvent) ([][]byte, error)
+
 // ErrTooSlow ends a subscription whose reader fell too far behind.
 var ErrTooSlow = errors.New("the subscriber fell too far behind and was disconnected; resume from the last event id received")
 
 // Hub runs the feeds. It is safe for concurrent use.
 type Hub struct {
-	store Store
-	opts  Options
-	ctx   context.Context // ends the feeds
+	store  Store
+	opts   Options
+	ctx    context.Context // ends the feeds
+	encode Encoder
 
 	mu    sync.Mutex
 	feeds map[string]*feed
@@ -80,6 +87,10 @@ func NewHub(ctx context.Context, store Store, opts Options) *Hub {
 	return &Hub{store: store, opts: opts, ctx: ctx, feeds: map[string]*feed{}}
 }
 
+// EncodeWith sets how the data of Item is made; without it, Data is
+// empty. Call it before the first subscription.
+func (h *Hub) EncodeWith(encode Encoder) { h.encode = encode }
+
 // Context is the one the Hub was made with: its feeds, and the
 // subscriptions served over them, end with it.
 func (h *Hub) Context() context.Context { return h.ctx }
@@ -100,6 +111,43 @@ func (h *Hub) Notify(category string) {
 type batch struct {
 	start, next eventstore.Cursor
 	page        eventstore.TailPage
+	enc         *encoding // the page's events, encoded once for all
+}
+
+// encoding is the data of a page's events, each made when a subscriber
+// first needs it. A failure is not kept: the next one tries again.
+type encoding struct {
+	mu   sync.Mutex
+	data [][]byte // by place in the page
+}
+
+// get sets the data of items, distinct events of page.
+func (e *encoding) get(ctx context.Context, encode Encoder, page []eventstore.RecordedEvent, items []*Item) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.data == nil {
+		e.data = make([][]byte, len(page))
+	}
+	var missing []eventstore.RecordedEvent
+	var at []int
+	for _, it := range items {
+		if e.data[it.at] == nil {
+			missing, at = append(missing, it.Event), append(at, it.at)
+		}
+	}
+	if len(missing) > 0 {
+		data, err := encode(ctx, missing)
+		if err != nil {
+			return err
+		}
+		for j, i := range at {
+			e.data[i] = data[j]
+		}
+	}
+	for _, it := range items {
+		it.Data = e.data[it.at]
+	}
+	return nil
 }
 
 // feed reads the head of one category for its subscribers.
@@ -108,15 +156,22 @@ type feed struct {
 	category string
 	wake     chan struct{}
 	stop     context.CancelFunc
-	subs     map[*member]struct{} // guarded by hub.mu
+	subs     map[*member]struct{} // handed every page; guarded by hub.mu
+	// The live subscribers of one stream each, by stream: handed only
+	// the pages that hold events of it. Guarded by hub.mu.
+	streams map[eventstore.StreamID]map[*member]struct{}
+	round   uint64 // counts the pages published; guarded by hub.mu
 }
 
 // member is a subscriber's place in a feed.
 type member struct {
 	ch     chan batch
-	room   int   // events it may still be sent; guarded by hub.mu
-	failed error // set when it was cut off; guarded by hub.mu
-	live   bool  // it has joined: empty batches are not sent; guarded by hub.mu
+	stream eventstore.StreamID // the one it follows, if any
+	room   int                 // events it may still be sent; guarded by hub.mu
+	failed error               // set when it was cut off; guarded by hub.mu
+	live   bool                // it has joined: empty batches are not sent; guarded by hub.mu
+	round  uint64              // the last page handed to it; guarded by hub.mu
+	pages  int                 // how many were handed to it; guarded by hub.mu
 	gone   chan struct{}
 }
 
@@ -127,15 +182,17 @@ func (f *feed) wakeUp() {
 	}
 }
 
-// join adds a member to the feed of category, starting the feed if need be.
-func (h *Hub) join(category string) *member {
-	m := &member{ch: make(chan batch, 1024), room: h.opts.Buffer, gone: make(chan struct{})}
+// join adds a member to the feed of category, starting the feed if need
+// be. A member that follows stream takes every page until it has joined.
+func (h *Hub) join(category string, stream eventstore.StreamID) *member {
+	m := &member{ch: make(chan batch, 1024), stream: stream, room: h.opts.Buffer, gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f := h.feeds[category]
 	if f == nil {
 		ctx, stop := context.WithCancel(h.ctx)
-		f = &feed{hub: h, category: category, wake: make(chan struct{}, 1), stop: stop, subs: map[*member]struct{}{}}
+		f = &feed{hub: h, category: category, wake: make(chan struct{}, 1), stop: stop,
+			subs: map[*member]struct{}{}, streams: map[eventstore.StreamID]map[*member]struct{}{}}
 		h.feeds[category] = f
 		go f.run(ctx)
 	}
@@ -152,7 +209,12 @@ func (h *Hub) leave(category string, m *member) {
 		return
 	}
 	delete(f.subs, m)
-	if len(f.subs) == 0 {
+	if of := f.streams[m.stream]; of != nil {
+		if delete(of, m); len(of) == 0 {
+			delete(f.streams, m.stream)
+		}
+	}
+	if len(f.subs) == 0 && len(f.streams) == 0 {
 		f.stop()
 		delete(h.feeds, category)
 	}
@@ -165,11 +227,27 @@ func (h *Hub) received(m *member, n int) {
 	h.mu.Unlock()
 }
 
-// joined marks a member live: it needs no more empty batches to join at.
-func (h *Hub) joined(m *member) {
+// joined marks a member of category's feed live: it needs no more empty
+// batches to join at, and one that follows a stream is handed only the
+// pages that hold events of it from now on.
+func (h *Hub) joined(category string, m *member) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	m.live = true
-	h.mu.Unlock()
+	f := h.feeds[category]
+	if f == nil || m.stream.IsZero() {
+		return
+	}
+	if _, ok := f.subs[m]; !ok {
+		return // it has left
+	}
+	delete(f.subs, m)
+	of := f.streams[m.stream]
+	if of == nil {
+		of = map[*member]struct{}{}
+		f.streams[m.stream] = of
+	}
+	of[m] = struct{}{}
 }
 
 // cutOff reports why a member was cut off, if it was.
@@ -233,23 +311,45 @@ func (f *feed) head(ctx context.Context) (eventstore.Cursor, error) {
 	}
 }
 
-// publish hands b to every member with room for it, and cuts off the
-// others. It never waits.
+// publish hands b to every member it concerns that has room for it, and
+// cuts off the others. It never waits.
 func (f *feed) publish(b batch) {
 	h := f.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	b.enc = &encoding{}
 	n := len(b.page.Events)
 	for m := range f.subs {
-		if m.failed != nil || n == 0 && m.live {
-			continue
+		if n > 0 || !m.live {
+			m.take(b)
 		}
-		if m.room < n || len(m.ch) == cap(m.ch) {
-			m.failed = ErrTooSlow
-			close(m.gone)
-			continue
+	}
+	if n == 0 || len(f.streams) == 0 {
+		return
+	}
+	f.round++
+	for _, e := range b.page.Events {
+		for m := range f.streams[e.StreamID] {
+			if m.round != f.round {
+				m.round = f.round
+				m.take(b)
+			}
 		}
+	}
+}
+
+// take hands b to m, or cuts m off when it has no room for it. The hub's
+// lock is held.
+func (m *member) take(b batch) {
+	n := len(b.page.Events)
+	switch {
+	case m.failed != nil:
+	case m.room < n || len(m.ch) == cap(m.ch):
+		m.failed = ErrTooSlow
+		close(m.gone)
+	default:
 		m.room -= n
+		m.pages++
 		m.ch <- b
 	}
 }

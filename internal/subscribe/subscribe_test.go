@@ -73,17 +73,8 @@ func appendConcurrently(t *testing.T, s eventstore.Store, h *Hub, n, writers int
 // collect calls Next until it has n items, failing after a minute.
 func collect(t *testing.T, sub *Subscription, n int) []Item {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var out []Item
-	for len(out) < n {
-		items, err := sub.Next(ctx)
-		if err != nil {
-			t.Fatalf("Next after %d of %d items: %v", len(out), n, err)
-		}
-		out = append(out, items...)
-	}
-	if len(out) > n {
+	out := <-collectAsync(t, sub, n)
+	if len(out) != n {
 		t.Fatalf("got %d items, want %d", len(out), n)
 	}
 	return out
@@ -260,4 +251,172 @@ func feeds(h *Hub) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.feeds)
+}
+
+// collectAsync calls Next in a goroutine of its own until it has n items,
+// for at most a minute, and then sends them.
+func collectAsync(t *testing.T, sub *Subscription, n int) <-chan []Item {
+	out := make(chan []Item, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var items []Item
+		for len(items) < n {
+			more, err := sub.Next(ctx)
+			if err != nil {
+				t.Errorf("Next after %d of %d items: %v", len(items), n, err)
+				break
+			}
+			items = append(items, more...)
+		}
+		out <- items
+	}()
+	return out
+}
+
+// waitFeed waits until the feed of category is as ready says, called
+// with the hub's lock held.
+func waitFeed(t *testing.T, h *Hub, category string, ready func(f *feed) bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		h.mu.Lock()
+		f := h.feeds[category]
+		ok := f != nil && ready(f)
+		h.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed of %q did not get ready", category)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// allLive tells a feed whose n members that take every page are live.
+func allLive(n int) func(f *feed) bool {
+	return func(f *feed) bool {
+		for m := range f.subs {
+			if !m.live {
+				return false
+			}
+		}
+		return len(f.subs) == n
+	}
+}
+
+// streamMember returns the live member of a feed that follows stream.
+func streamMember(t *testing.T, h *Hub, category string, stream eventstore.StreamID) *member {
+	t.Helper()
+	var m *member
+	waitFeed(t, h, category, func(f *feed) bool {
+		for m = range f.streams[stream] {
+			return true
+		}
+		return false
+	})
+	return m
+}
+
+func pagesHanded(h *Hub, m *member) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return m.pages
+}
+
+func TestALiveStreamSubscriberIsHandedOnlyThePagesOfItsStream(t *testing.T) {
+	stores(t, func(t *testing.T, s testStore) {
+		h := newHub(t, s, Options{})
+		stream := eventstore.MustParseStreamID("Order-mine")
+		storetest.MustAppend(t, s, stream.String(), eventstore.NoStream, storetest.Event("E", "1"))
+		category, _ := h.Subscribe(Request{Category: "Order"})
+		defer category.Close()
+		collect(t, category, 1)
+		sub, _ := h.Subscribe(Request{Stream: stream})
+		defer sub.Close()
+		mine := collectAsync(t, sub, 2)
+		m := streamMember(t, h, "Order", stream)
+		before := pagesHanded(h, m)
+
+		for i := range 30 {
+			storetest.MustAppend(t, s, fmt.Sprint("Order-other", i%4), eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
+			h.Notify("Order")
+		}
+		collect(t, category, 30) // the feed has handed out every page of them
+		if got := pagesHanded(h, m); got != before {
+			t.Errorf("the stream's subscriber was handed %d pages of other streams", got-before)
+		}
+
+		storetest.MustAppend(t, s, stream.String(), eventstore.Any, storetest.Event("E", "2"))
+		h.Notify("Order")
+		items := <-mine
+		if len(items) != 2 || items[0].Event.Version != 1 || items[1].Event.Version != 2 {
+			t.Fatalf("the stream's subscriber got %v, want versions 1 and 2", eventIDs(items))
+		}
+		if got := pagesHanded(h, m); got != before+1 {
+			t.Errorf("the stream's subscriber was handed %d pages for one event of its stream, want 1", got-before)
+		}
+	})
+}
+
+func TestAPageIsEncodedOnceForAllItsSubscribers(t *testing.T) {
+	stores(t, func(t *testing.T, s testStore) {
+		h := newHub(t, s, Options{})
+		stream := eventstore.MustParseStreamID("Order-e0")
+		var mu sync.Mutex
+		encoded := map[eventstore.UUID]int{}
+		inStream := map[eventstore.UUID]bool{}
+		h.EncodeWith(func(_ context.Context, events []eventstore.RecordedEvent) ([][]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			out := make([][]byte, len(events))
+			for i, e := range events {
+				encoded[e.ID]++
+				inStream[e.ID] = e.StreamID == stream
+				out[i] = []byte(`"` + e.ID.String() + `"`)
+			}
+			return out, nil
+		})
+		const subscribers, events = 5, 20
+		var results []<-chan []Item
+		for range subscribers {
+			sub, _ := h.Subscribe(Request{})
+			defer sub.Close()
+			results = append(results, collectAsync(t, sub, events))
+		}
+		sub, _ := h.Subscribe(Request{Stream: stream})
+		defer sub.Close()
+		results = append(results, collectAsync(t, sub, events/4))
+		waitFeed(t, h, "", allLive(subscribers))
+		streamMember(t, h, "Order", stream)
+
+		for i := range events {
+			storetest.MustAppend(t, s, fmt.Sprint("Order-e", i%4), eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
+			h.Notify("Order")
+		}
+		for i, r := range results {
+			items := <-r
+			if i < subscribers && len(items) != events || i == subscribers && len(items) != events/4 {
+				t.Fatalf("subscriber %d got %d items", i, len(items))
+			}
+			for _, it := range items {
+				if want := `"` + it.Event.ID.String() + `"`; string(it.Data) != want {
+					t.Fatalf("subscriber %d: %s@%d has data %s, want %s", i, it.Event.StreamID, it.Event.Version, it.Data, want)
+				}
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(encoded) != events {
+			t.Errorf("%d events encoded, want %d", len(encoded), events)
+		}
+		for id, n := range encoded {
+			// Once for $all's feed, and once more for the stream's: the
+			// category's feed is another.
+			if want := map[bool]int{false: 1, true: 2}[inStream[id]]; n != want {
+				t.Errorf("event %s encoded %d times, want %d", id, n, want)
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package subscribe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -24,11 +25,21 @@ type Request struct {
 }
 
 // Item is an event and the position after it: the cursor to resume from
-// ($all, a category), or the event's version (a stream).
+// ($all, a category), or the event's version (a stream), with the data of
+// its message (see Hub.EncodeWith).
 type Item struct {
 	Event eventstore.RecordedEvent
 	ID    string
+	Data  []byte
+
+	// A feed's page it comes from, whose encoding it shares, and its
+	// place there; nil for an event read by this subscriber alone.
+	from *batch
+	at   int
 }
+
+// ErrEncode wraps a failure of the Hub's Encoder.
+var ErrEncode = errors.New("cannot encode the events")
 
 type phase int
 
@@ -52,6 +63,7 @@ type Subscription struct {
 	join    *batch            // joining: the batch it reads up to
 	first   *batch            // a stream: the feed's first batch, not yet taken
 	synced  bool              // a stream: the feed's first batch has come
+	held    []Item            // items found but not yet encoded
 }
 
 // Subscribe returns a subscription; it reads nothing until Next.
@@ -69,10 +81,64 @@ func (h *Hub) Subscribe(req Request) (*Subscription, error) {
 }
 
 // Next blocks until there are events to send and returns them, or returns
-// ErrTooSlow, a store's error, or ctx's. After an error other than
-// ErrTooSlow, Next may be called again: it goes on from where the last
-// items it returned left off.
+// ErrTooSlow, a store's error, an ErrEncode, or ctx's. After an error
+// other than ErrTooSlow, Next may be called again: it goes on from where
+// the last items it returned left off.
 func (s *Subscription) Next(ctx context.Context) ([]Item, error) {
+	if s.held == nil {
+		items, err := s.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.held = items
+	}
+	if err := s.encode(ctx, s.held); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	items := s.held
+	s.held = nil
+	return items, nil
+}
+
+// encode sets the data of items: those of a feed's page through its
+// shared encoding, the others in one call.
+func (s *Subscription) encode(ctx context.Context, items []Item) error {
+	encode := s.hub.encode
+	if encode == nil {
+		return nil
+	}
+	var own []eventstore.RecordedEvent
+	var at []int
+	shared := map[*batch][]*Item{}
+	for i := range items {
+		switch it := &items[i]; {
+		case it.Data != nil:
+		case it.from == nil:
+			own, at = append(own, it.Event), append(at, i)
+		default:
+			shared[it.from] = append(shared[it.from], it)
+		}
+	}
+	for b, its := range shared {
+		if err := b.enc.get(ctx, encode, b.page.Events, its); err != nil {
+			return err
+		}
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	data, err := encode(ctx, own)
+	if err != nil {
+		return err
+	}
+	for j, i := range at {
+		items[i].Data = data[j]
+	}
+	return nil
+}
+
+// next finds the next items, not yet encoded.
+func (s *Subscription) next(ctx context.Context) ([]Item, error) {
 	if !s.req.Stream.IsZero() {
 		return s.nextOfStream(ctx)
 	}
@@ -84,10 +150,10 @@ func (s *Subscription) Next(ctx context.Context) ([]Item, error) {
 			if err != nil {
 				return nil, err
 			}
-			items := s.items(page)
+			items := s.items(page, nil)
 			s.cursor = page.Next
 			if len(page.Events) < size {
-				s.m = s.hub.join(s.category)
+				s.m = s.hub.join(s.category, eventstore.StreamID{})
 				s.phase = joining
 			}
 			if len(items) > 0 {
@@ -109,12 +175,12 @@ func (s *Subscription) Next(ctx context.Context) ([]Item, error) {
 			if err != nil {
 				return nil, err
 			}
-			items := s.items(page)
+			items := s.items(page, nil)
 			s.cursor = page.Next
 			if done {
-				items = append(items, s.items(s.join.page)...)
+				items = append(items, s.items(s.join.page, s.join)...)
 				s.cursor, s.join, s.phase = s.join.next, nil, live
-				s.hub.joined(s.m)
+				s.hub.joined(s.category, s.m)
 			}
 			if len(items) > 0 {
 				return items, nil
@@ -125,7 +191,7 @@ func (s *Subscription) Next(ctx context.Context) ([]Item, error) {
 				return nil, err
 			}
 			s.cursor = b.next
-			if items := s.items(b.page); len(items) > 0 {
+			if items := s.items(b.page, &b); len(items) > 0 {
 				return items, nil
 			}
 		}
@@ -153,18 +219,20 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 				b = &next
 			}
 			s.first = nil
-			var events []eventstore.RecordedEvent
-			for _, e := range b.page.Events {
+			var items []Item
+			for i, e := range b.page.Events {
 				switch {
 				case e.StreamID != s.req.Stream || e.Version <= s.version:
 				case e.Version == s.version+1 && s.phase == live:
-					events = append(events, e)
 					s.version = e.Version
+					if s.wanted(e) {
+						items = append(items, Item{Event: e, ID: strconv.FormatInt(e.Version, 10), from: b, at: i})
+					}
 				default:
 					s.phase = catchingUp // a version is missing: read the stream
 				}
 			}
-			if items := s.streamItems(events); len(items) > 0 {
+			if len(items) > 0 {
 				return items, nil
 			}
 			continue
@@ -175,7 +243,7 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 				return nil, err
 			}
 			s.first, s.synced = &b, true
-			s.hub.joined(s.m)
+			s.hub.joined(s.category, s.m)
 		}
 		page, err := s.hub.store.ReadStream(ctx, s.req.Stream, eventstore.StreamQuery{From: s.version + 1, Limit: size})
 		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -186,7 +254,7 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 		}
 		if len(page.Events) < size {
 			if s.m == nil {
-				s.m = s.hub.join(s.category) // then a first batch, and read again
+				s.m = s.hub.join(s.category, s.req.Stream) // then a first batch, and read again
 			} else if s.synced {
 				s.phase = live
 			}
@@ -218,11 +286,13 @@ func (s *Subscription) wanted(e eventstore.RecordedEvent) bool {
 	return len(s.req.Types) == 0 || slices.Contains(s.req.Types, e.Type)
 }
 
-func (s *Subscription) items(page eventstore.TailPage) []Item {
+// items returns the wanted events of page, which is that of batch b if
+// b is not nil.
+func (s *Subscription) items(page eventstore.TailPage, b *batch) []Item {
 	var out []Item
 	for i, e := range page.Events {
 		if s.wanted(e) {
-			out = append(out, Item{Event: e, ID: string(page.After[i])})
+			out = append(out, Item{Event: e, ID: string(page.After[i]), from: b, at: i})
 		}
 	}
 	return out
