@@ -156,6 +156,39 @@ func (t *table) print(w io.Writer) {
 	tw.Flush()
 }
 
+// ratioRow is the row of a throughput pair whose target is a least
+// ratio of ours to the baseline, which base says what it is.
+func ratioRow(name string, p *pair, base string, least float64) row {
+	r := p.ratio()
+	return row{
+		name:    name,
+		ours:    perSecond(median(p.ours)),
+		base:    perSecond(median(p.base)) + " (" + base + ")",
+		ratio:   fmt.Sprintf("%.2f", r),
+		target:  fmt.Sprintf(">= %.2f", least),
+		verdict: verdict(r >= least),
+	}
+}
+
+// latencyRow is the row of latencies, ours beside base's, whose target is
+// a most p99 of ours; oursOf and baseOf say what each measured.
+func latencyRow(name string, ours []time.Duration, oursOf string, base []time.Duration, baseOf string, most time.Duration) row {
+	p99, base99 := percentile(ours, 0.99), percentile(base, 0.99)
+	return row{
+		name:    name,
+		ours:    latencies(ours) + " (" + oursOf + ")",
+		base:    latencies(base) + " (" + baseOf + ")",
+		ratio:   fmt.Sprintf("%.2f", float64(p99)/float64(base99)),
+		target:  fmt.Sprintf("p99 <= %d ms", most.Milliseconds()),
+		verdict: verdict(p99 <= most),
+	}
+}
+
+// latencies gives the p50 and p99 of lat.
+func latencies(lat []time.Duration) string {
+	return fmt.Sprintf("p50 %s p99 %s", ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)))
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"

@@ -77,10 +77,7 @@ func benchRelay(ctx context.Context, url string, cfg benchConfig, t *table, log 
 		}
 		base = append(base, rate)
 	}
-	p := &pair{ours: ours, base: base}
-	ratio := p.ratio()
-	t.add(row{name: name, ours: perSecond(median(ours)), base: perSecond(median(base)) + " (bare transactional producer)",
-		ratio: fmt.Sprintf("%.2f", ratio), target: ">= 0.70", verdict: verdict(ratio >= 0.7)})
+	t.add(ratioRow(name, &pair{ours: ours, base: base}, "bare transactional producer", 0.7))
 
 	// For reference: the naive outbox loop, which pages by "position >
 	// last" (and so skips events that commit late) and then produces the
@@ -94,7 +91,7 @@ func benchRelay(ctx context.Context, url string, cfg benchConfig, t *table, log 
 		}
 		naive = append(naive, rate)
 	}
-	p = &pair{ours: ours, base: naive}
+	p := &pair{ours: ours, base: naive}
 	t.add(row{name: "relay publish beside a naive outbox loop (events/s)", ours: perSecond(median(ours)),
 		base: perSecond(median(naive)) + " (position > last, same producer)", ratio: fmt.Sprintf("%.2f", p.ratio()), target: "(for reference)"})
 	return nil

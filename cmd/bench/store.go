@@ -260,15 +260,7 @@ func benchFullStore(ctx context.Context, url string, cfg benchConfig, t *table, 
 	if err != nil {
 		return err
 	}
-	r := p.ratio()
-	t.add(row{
-		name:    name,
-		ours:    perSecond(median(p.ours)),
-		base:    perSecond(median(p.base)) + " (empty store)",
-		ratio:   fmt.Sprintf("%.2f", r),
-		target:  ">= 0.90",
-		verdict: verdict(r >= 0.9),
-	})
+	t.add(ratioRow(name, p, "empty store", 0.9))
 	return nil
 }
 

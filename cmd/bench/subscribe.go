@@ -164,15 +164,7 @@ func subscribeLatency(ctx context.Context, addr string, cfg benchConfig, t *tabl
 	if len(delivered) != appended*subscribers {
 		return fmt.Errorf("%d subscribers received %d events in all, not %d × %d appended", subscribers, len(delivered), subscribers, appended)
 	}
-	p99, base99 := percentile(delivered, 0.99), percentile(rtt, 0.99)
-	t.add(row{
-		name:    name,
-		ours:    fmt.Sprintf("p50 %s p99 %s (%s deliveries)", ms(percentile(delivered, 0.5)), ms(p99), thousands(float64(len(delivered)))),
-		base:    fmt.Sprintf("p50 %s p99 %s (the appends' round trip)", ms(percentile(rtt, 0.5)), ms(base99)),
-		ratio:   fmt.Sprintf("%.2f", float64(p99)/float64(base99)),
-		target:  "p99 <= 20 ms",
-		verdict: verdict(p99 <= 20*time.Millisecond),
-	})
+	t.add(latencyRow(name, delivered, thousands(float64(len(delivered)))+" deliveries", rtt, "the appends' round trip", 20*time.Millisecond))
 	return nil
 }
 
@@ -213,15 +205,7 @@ func idleSubscribers(ctx context.Context, addr string, cfg benchConfig, t *table
 		}
 		p.ours, p.base = append(p.ours, with), append(p.base, none)
 	}
-	r := p.ratio()
-	t.add(row{
-		name:    name,
-		ours:    perSecond(median(p.ours)),
-		base:    perSecond(median(p.base)) + " (no subscribers)",
-		ratio:   fmt.Sprintf("%.2f", r),
-		target:  ">= 0.90",
-		verdict: verdict(r >= 0.9),
-	})
+	t.add(ratioRow(name, p, "no subscribers", 0.9))
 	return nil
 }
 
