@@ -128,24 +128,38 @@ func (e *encoding) get(ctx context.Context, encode Encoder, page []eventstore.Re
 	if e.data == nil {
 		e.data = make([][]byte, len(page))
 	}
-	var missing []eventstore.RecordedEvent
-	var at []int
+	var missing []*Item
 	for _, it := range items {
 		if e.data[it.at] == nil {
-			missing, at = append(missing, it.Event), append(at, it.at)
+			missing = append(missing, it)
 		}
 	}
 	if len(missing) > 0 {
-		data, err := encode(ctx, missing)
-		if err != nil {
+		if err := encodeItems(ctx, encode, missing); err != nil {
 			return err
 		}
-		for j, i := range at {
-			e.data[i] = data[j]
+		for _, it := range missing {
+			e.data[it.at] = it.Data
 		}
 	}
 	for _, it := range items {
 		it.Data = e.data[it.at]
+	}
+	return nil
+}
+
+// encodeItems sets the data of items in one call of encode.
+func encodeItems(ctx context.Context, encode Encoder, items []*Item) error {
+	events := make([]eventstore.RecordedEvent, len(items))
+	for i, it := range items {
+		events[i] = it.Event
+	}
+	data, err := encode(ctx, events)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		it.Data = data[i]
 	}
 	return nil
 }

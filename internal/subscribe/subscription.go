@@ -107,14 +107,13 @@ func (s *Subscription) encode(ctx context.Context, items []Item) error {
 	if encode == nil {
 		return nil
 	}
-	var own []eventstore.RecordedEvent
-	var at []int
+	var own []*Item
 	shared := map[*batch][]*Item{}
 	for i := range items {
 		switch it := &items[i]; {
 		case it.Data != nil:
 		case it.from == nil:
-			own, at = append(own, it.Event), append(at, i)
+			own = append(own, it)
 		default:
 			shared[it.from] = append(shared[it.from], it)
 		}
@@ -127,14 +126,7 @@ func (s *Subscription) encode(ctx context.Context, items []Item) error {
 	if len(own) == 0 {
 		return nil
 	}
-	data, err := encode(ctx, own)
-	if err != nil {
-		return err
-	}
-	for j, i := range at {
-		items[i].Data = data[j]
-	}
-	return nil
+	return encodeItems(ctx, encode, own)
 }
 
 // next finds the next items, not yet encoded.
