@@ -123,7 +123,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	} else {
 		s.opts.OnAppend()
 		if s.subs != nil {
-			s.subs.hub.Notify(stream.Category())
+			s.subs.hub.Notify(stream)
 		}
 	}
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))

@@ -63,7 +63,7 @@ func appendConcurrently(t *testing.T, s eventstore.Store, h *Hub, n, writers int
 					t.Errorf("append: %v", err)
 					return
 				}
-				h.Notify(stream.Category())
+				h.Notify(stream)
 			}
 		})
 	}
@@ -161,7 +161,7 @@ func TestAStreamSubscriptionSendsItsVersionsInOrderFromAVersion(t *testing.T) {
 				if _, err := s.Append(ctx, stream, eventstore.Any, []eventstore.EventData{storetest.Event("E", fmt.Sprint(i))}); err != nil {
 					t.Error(err)
 				}
-				h.Notify("Order")
+				h.Notify(stream)
 				storetest.MustAppend(t, s, "Order-other", eventstore.Any, storetest.Event("E", "x"))
 			}
 		}
@@ -211,7 +211,7 @@ func TestASlowSubscriberIsCutOffAndTheOthersGoOn(t *testing.T) {
 		collect(t, fast, 1)
 		for i := range 30 { // in step with the fast one, which never falls behind
 			storetest.MustAppend(t, s, "Order-burst", eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
-			h.Notify("Order")
+			h.Notify(eventstore.MustParseStreamID("Order-burst"))
 			collect(t, fast, 1)
 		}
 		for {
@@ -341,7 +341,7 @@ func TestALiveStreamSubscriberIsHandedOnlyThePagesOfItsStream(t *testing.T) {
 
 		for i := range 30 {
 			storetest.MustAppend(t, s, fmt.Sprint("Order-other", i%4), eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
-			h.Notify("Order")
+			h.Notify(eventstore.MustParseStreamID(fmt.Sprint("Order-other", i%4)))
 		}
 		collect(t, category, 30) // the feed has handed out every page of them
 		if got := pagesHanded(h, m); got != before {
@@ -349,7 +349,7 @@ func TestALiveStreamSubscriberIsHandedOnlyThePagesOfItsStream(t *testing.T) {
 		}
 
 		storetest.MustAppend(t, s, stream.String(), eventstore.Any, storetest.Event("E", "2"))
-		h.Notify("Order")
+		h.Notify(stream)
 		items := <-mine
 		if len(items) != 2 || items[0].Event.Version != 1 || items[1].Event.Version != 2 {
 			t.Fatalf("the stream's subscriber got %v, want versions 1 and 2", eventIDs(items))
@@ -393,7 +393,7 @@ func TestAPageIsEncodedOnceForAllItsSubscribers(t *testing.T) {
 
 		for i := range events {
 			storetest.MustAppend(t, s, fmt.Sprint("Order-e", i%4), eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
-			h.Notify("Order")
+			h.Notify(eventstore.MustParseStreamID(fmt.Sprint("Order-e", i%4)))
 		}
 		for i, r := range results {
 			items := <-r
@@ -417,6 +417,59 @@ func TestAPageIsEncodedOnceForAllItsSubscribers(t *testing.T) {
 			if want := map[bool]int{false: 1, true: 2}[inStream[id]]; n != want {
 				t.Errorf("event %s encoded %d times, want %d", id, n, want)
 			}
+		}
+	})
+}
+
+// countingStore counts the reads of a category's head.
+type countingStore struct {
+	testStore
+	category string
+	mu       sync.Mutex
+	reads    int
+}
+
+func (c *countingStore) ReadTail(ctx context.Context, category string, after eventstore.Cursor, limit int) (eventstore.TailPage, error) {
+	c.mu.Lock()
+	if category == c.category {
+		c.reads++
+	}
+	c.mu.Unlock()
+	return c.testStore.ReadTail(ctx, category, after, limit)
+}
+
+func (c *countingStore) readsSoFar() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+func TestAppendsToOtherStreamsDoNotWakeAFeedOfLiveStreamSubscribers(t *testing.T) {
+	stores(t, func(t *testing.T, s testStore) {
+		counted := &countingStore{testStore: s, category: "Order"}
+		h := newHub(t, counted, Options{PollInterval: time.Hour}) // so that only wake-ups make it read
+		stream := eventstore.MustParseStreamID("Order-quiet")
+		sub, _ := h.Subscribe(Request{Stream: stream})
+		defer sub.Close()
+		got := collectAsync(t, sub, 1)
+		streamMember(t, h, "Order", stream)
+		before := counted.readsSoFar()
+
+		for i := range 20 {
+			other := eventstore.MustParseStreamID(fmt.Sprint("Order-busy", i%3))
+			storetest.MustAppend(t, s, other.String(), eventstore.Any, storetest.Event("E", fmt.Sprint(i)))
+			h.Notify(other)
+		}
+		// A feed woken reads at once; give it the time to, had it been.
+		time.Sleep(100 * time.Millisecond)
+		if n := counted.readsSoFar() - before; n != 0 {
+			t.Errorf("the feed read the head %d times for appends to other streams, want 0", n)
+		}
+		storetest.MustAppend(t, s, stream.String(), eventstore.NoStream, storetest.Event("E", "mine"))
+		h.Notify(stream)
+		items := <-got
+		if len(items) != 1 || items[0].Event.StreamID != stream || items[0].Event.Version != 1 {
+			t.Fatalf("the stream's subscriber got %v, want %s@1", eventIDs(items), stream)
 		}
 	})
 }
