@@ -357,15 +357,16 @@ func (b book) claimAll(ctx context.Context, tx pgx.Tx, t target, claims []claim,
 // checkVersionsSQL stores $5 as the last applied versions of streams $3,
 // and returns those whose stored version (0 for none) was not $4, with
 // it. Both parts see the versions as they were before the statement. One
-// index probe per stream: "stream_id = ANY($3)" would read like one, but
-// a generic plan (which pgx's prepared statements get after five runs)
-// scans the projection's every stream and tests each against the array.
+// index probe per stream, by a scalar subquery: "stream_id = ANY($3)" or a
+// join, even a lateral one, would read like one, but a generic plan (which
+// pgx's prepared statements get after five runs) may scan the projection's
+// every stream and match them to the batch's, making each batch as slow
+// as the read model is large.
 func checkVersionsSQL(schema string) string {
 	return `WITH u AS (SELECT * FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS u(stream_id, expected, version)),
 	stored AS (
-		SELECT u.stream_id, coalesce(s.version, 0) AS version, u.expected FROM u
-		LEFT JOIN LATERAL (SELECT version FROM ` + schema + `.projection_streams
-			WHERE projection = $1 AND generation = $2 AND stream_id = u.stream_id) s ON true
+		SELECT u.stream_id, u.expected, coalesce((SELECT version FROM ` + schema + `.projection_streams
+			WHERE projection = $1 AND generation = $2 AND stream_id = u.stream_id), 0) AS version FROM u
 	),
 	saved AS (
 		INSERT INTO ` + schema + `.projection_streams (projection, generation, stream_id, version)

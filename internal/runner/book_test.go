@@ -471,3 +471,54 @@ func (bg *background) wait(t *testing.T) error {
 		return fmt.Errorf("still running")
 	}
 }
+
+// projectionStreamsRead runs sql under EXPLAIN ANALYZE with a generic
+// plan, as pgx's prepared statements get one after five runs, in a
+// transaction it rolls back, and returns how many rows its scans of
+// projection_streams read.
+func (f *bookFixture) projectionStreamsRead(sql string, args ...any) int {
+	f.t.Helper()
+	ctx := context.Background()
+	tx, err := f.db.Begin(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+		f.t.Fatal(err)
+	}
+	var plans []map[string]any
+	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql, args...).Scan(&plans); err != nil {
+		f.t.Fatalf("explain: %v", err)
+	}
+	var read func(node map[string]any) int
+	read = func(node map[string]any) int {
+		n := 0
+		if node["Relation Name"] == "projection_streams" && node["Node Type"] != "ModifyTable" {
+			n += int(node["Actual Rows"].(float64) * node["Actual Loops"].(float64))
+		}
+		children, _ := node["Plans"].([]any)
+		for _, c := range children {
+			n += read(c.(map[string]any))
+		}
+		return n
+	}
+	return read(plans[0]["Plan"].(map[string]any))
+}
+
+// The version guard and read-your-writes look up the streams at hand, one
+// index probe each, however many streams the projection has: a plan that
+// joins the projection's every stream makes each batch as slow as the read
+// model is large.
+func TestStreamVersionsAreLookedUpStreamByStream(t *testing.T) {
+	f := newBookFixture(t)
+	f.exec(`INSERT INTO projection_streams (projection, generation, stream_id, version)
+		SELECT 'p', 1, 'Order-' || i, 1 FROM generate_series(1, 20000) AS i`)
+	streams := []string{"Order-7", "Order-70", "Order-new"}
+	if n := f.projectionStreamsRead(checkVersionsSQL(f.b.schema), "p", int64(1), streams, []int64{1, 1, 0}, []int64{2, 2, 1}); n > len(streams) {
+		t.Errorf("checking the versions of %d streams read %d rows of projection_streams, want at most %d", len(streams), n, len(streams))
+	}
+	if n := f.projectionStreamsRead(appliedSQL(f.b.schema), "p", streams); n > len(streams) {
+		t.Errorf("reading the applied versions of %d streams read %d rows of projection_streams, want at most %d", len(streams), n, len(streams))
+	}
+}

@@ -154,12 +154,7 @@ type progress struct {
 // applied reads the versions of streams that projection's serving
 // generation has applied; a projection not set up yet has applied none.
 func (m *Monitor) applied(ctx context.Context, projection string, streams []string) (*progress, error) {
-	rows, err := m.db.Query(ctx, `SELECT p.state, p.halted_event, u.stream_id, coalesce(s.version, 0)
-		FROM `+m.book.schema+`.projections p
-		CROSS JOIN unnest($2::text[]) AS u(stream_id)
-		LEFT JOIN LATERAL (SELECT version FROM `+m.book.schema+`.projection_streams
-			WHERE projection = p.name AND generation = p.generation AND stream_id = u.stream_id) s ON true
-		WHERE p.name = $1`, projection, streams)
+	rows, err := m.db.Query(ctx, appliedSQL(m.book.schema), projection, streams)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // no bookkeeping yet
@@ -175,4 +170,18 @@ func (m *Monitor) applied(ctx context.Context, projection string, streams []stri
 		return nil
 	})
 	return p, err
+}
+
+// appliedSQL reads the state of projection $1 and the versions its
+// serving generation has applied of streams $2. Each version is a scalar
+// subquery, one index probe per stream: a join, even a lateral one, may
+// be planned (generically, with the estimates of a table analyzed while
+// small) as a hash join over the projection's every stream.
+func appliedSQL(schema string) string {
+	return `SELECT p.state, p.halted_event, u.stream_id,
+		coalesce((SELECT version FROM ` + schema + `.projection_streams
+			WHERE projection = p.name AND generation = p.generation AND stream_id = u.stream_id), 0)
+		FROM ` + schema + `.projections p
+		CROSS JOIN unnest($2::text[]) AS u(stream_id)
+		WHERE p.name = $1`
 }
