@@ -537,7 +537,7 @@ func (b *projectorBench) latency(ctx context.Context, t *table, rl *running) err
 		return fmt.Errorf("of %d appended events, %d were applied and %d seen in Kafka", n, len(applied), len(inKafka))
 	}
 	t.add(latencyRow(name, applied, thousands(float64(len(applied)))+" events",
-		inKafka, "append → visible in Kafka, the same events", 100*time.Millisecond))
+		inKafka, "append → visible in Kafka, the same events", 50*time.Millisecond))
 	return nil
 }
 
