@@ -8,7 +8,7 @@ ifeq ($(STRATA_TEST_BACKEND),containers)
 TAGS := -tags containers
 endif
 
-.PHONY: all build test check fmt-check tidy-check vet lint compose-check size-check bench chaos demo deps clean
+.PHONY: all build test check fmt-check tidy-check vet lint compose-check size-check bench chaos demo deps clean screenshots
 
 all: build
 
@@ -66,6 +66,15 @@ chaos: deps
 
 demo: deps build
 	$(GO) run ./cmd/demo
+
+# The console's browser test, keeping its screenshots; the overview and a
+# stream page go to docs/ for the README.
+screenshots: deps
+	rm -rf .screenshots && mkdir -p .screenshots
+	$(GO) test -count=1 -run TestTheConsoleInABrowser -artifacts -outputdir $(CURDIR)/.screenshots ./internal/console/
+	cp .screenshots/_artifacts/*/overview.png docs/console-overview.png
+	cp .screenshots/_artifacts/*/stream.png docs/console-stream.png
+	rm -rf .screenshots
 
 clean:
 	rm -rf bin .data

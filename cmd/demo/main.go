@@ -311,7 +311,8 @@ func (d *demo) startProjectors(ctx context.Context, cancel context.CancelCauseFu
 func (d *demo) lookAround() {
 	w, p1, p2 := d.writer.base, d.projectors[0].base, d.projectors[1].base
 	d.say("\nStrata keeps running. Look around:")
-	d.say("\n   The writer's API      curl %s/v1/streams/Order-%s/events", w, orderID)
+	d.say("\n   The console           %s/console/   (in a browser; the order: %s/console/streams/Order-%s)", w, w, orderID)
+	d.say("   The writer's API      curl %s/v1/streams/Order-%s/events", w, orderID)
 	d.say("                         curl '%s/v1/events?limit=5'", w)
 	d.say("                         curl %s/v1/categories/Order/events", w)
 	d.say("   The schema registry   curl %s/registry/subjects", w)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-events/strata/internal/config"
+	"github.com/strata-events/strata/internal/console"
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
@@ -46,10 +47,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var requestTimeout, bodyTimeout time.Duration
 	var maxBody int64
 	var groupSlots, maxSubs, maxSubsPerToken int
-	var withRelay bool
+	var withRelay, withConsole bool
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
 		relayFlag(fs, &withRelay)
+		fs.BoolVar(&withConsole, "console", true, "serve the web console at /console/ (its pages read and act through this API, with its tokens)")
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
 		fs.DurationVar(&bodyTimeout, "body-timeout", httpapi.DefaultBodyTimeout, "bound on the time to receive a request's body")
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
@@ -103,8 +105,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		r = newRelay(cfg, store, catalog, metrics, log)
 		onAppend = r.Notify
 	}
+	var consoleHandler http.Handler
+	if withConsole {
+		consoleHandler = console.Handler()
+	}
 	api := httpapi.New(store, catalog, httpapi.Options{
 		OnAppend:                 onAppend,
+		Console:                  consoleHandler,
 		Subscriptions:            subscribe.NewHub(ctx, store, subscribe.Options{Logger: log.With("component", "subscriptions")}),
 		Tokens:                   httpapi.TokensOf(cfg.APITokens),
 		Registry:                 registryHandler,
@@ -125,6 +132,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	fmt.Fprintf(stdout, "writer listening on http://%s\n", ln.Addr())
+	if withConsole {
+		fmt.Fprintf(stdout, "console at http://%s%s\n", ln.Addr(), console.Prefix)
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "config", cfg, "registry", registryKind(cfg))
 
 	g, gctx := errgroup.WithContext(ctx)

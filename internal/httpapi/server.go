@@ -50,6 +50,9 @@ const (
 
 // Options configures a Server; the zero value gives the defaults.
 type Options struct {
+	// Console, when set, is served under /console/ with no token: it
+	// serves the console's pages, which read and act through this API.
+	Console http.Handler
 	// Tokens are the accepted bearer tokens; none turns authentication
 	// off (the writer then listens only on loopback unless told not to).
 	Tokens []Token
@@ -156,6 +159,16 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	s.router.Handle("GET /v1/events/subscribe", "subscribe_all", RoleReader, s.subscribeAll)
 	s.router.Handle("GET /v1/categories/{category}/subscribe", "subscribe_category", RoleReader, s.subscribeCategory)
 	s.router.Handle("GET /v1/streams/{streamId}/subscribe", "subscribe_stream", RoleReader, s.subscribeStream)
+	if opts.Console != nil {
+		s.router.Handle("GET /console/", "console", RoleNone, func(w http.ResponseWriter, r *http.Request, _ Token) error {
+			opts.Console.ServeHTTP(w, r)
+			return nil
+		})
+		s.router.Handle("GET /console", "console", RoleNone, func(w http.ResponseWriter, r *http.Request, _ Token) error {
+			http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
+			return nil
+		})
+	}
 	if opts.Registry != nil {
 		registry := http.StripPrefix("/registry", opts.Registry)
 		s.router.HandleRoles("/registry/", "registry", s.registryRole, func(w http.ResponseWriter, r *http.Request, _ Token) error {

@@ -1,0 +1,374 @@
+// Strata's console: reads the page's URL, asks the writer's API for the
+// data, and renders it. Every value from the API goes into the page as
+// text (el, below), never as markup.
+
+const tokenKey = "strata.token";
+const main = document.getElementById("main");
+
+// el makes an element with attributes (on* are listeners) and children
+// (strings become text).
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+const link = (href, text) => el("a", { href }, text);
+const streamLink = (id) => link("/console/streams/" + encodeURIComponent(id), id);
+const time = (t) => el("time", { datetime: t }, new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z"));
+
+// APIError is an answer other than 2xx, with the API's error body.
+class APIError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || (body && body.message) || "HTTP " + status);
+    this.status = status;
+    this.code = e.code || (body && body.error_code) || "";
+    this.details = e;
+  }
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(tokenKey);
+  if (token) headers.Authorization = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed = null;
+  if (text) {
+    try { parsed = JSON.parse(text); } catch { parsed = { error: { message: text.trim() } }; }
+  }
+  if (!res.ok) throw new APIError(res.status, parsed);
+  return parsed;
+}
+
+// errorBox says what went wrong as a reader would want it: the message,
+// and the code with the details the API gave (a field's path, versions).
+function errorBox(err) {
+  const box = el("div", { class: "error", role: "alert" });
+  if (!(err instanceof APIError)) {
+    box.append(el("strong", {}, "Failed: "), String(err.message || err));
+    return box;
+  }
+  if (err.status === 401) {
+    box.append(el("strong", {}, "Token needed. "), err.message, " ", el("button", { type: "button", onclick: openToken }, "Enter a token"));
+    return box;
+  }
+  box.append(el("strong", {}, err.code ? err.code + ": " : "HTTP " + err.status + ": "), err.message);
+  const d = err.details;
+  const extra = [];
+  if (d.path) extra.push(["Field", d.path]);
+  if (d.expected !== undefined) extra.push(["Expected version", d.expected]);
+  if (d.actual !== undefined) extra.push(["Actual version", d.actual]);
+  if (extra.length) box.append(el("dl", {}, extra.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])));
+  return box;
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+// ---- the token ----
+
+const dialog = document.getElementById("token-dialog");
+function openToken() {
+  document.getElementById("token-input").value = "";
+  dialog.showModal();
+}
+function tokenLabel() {
+  document.getElementById("token-button").textContent = sessionStorage.getItem(tokenKey) ? "Token: set" : "Token: none";
+}
+document.getElementById("token-button").addEventListener("click", openToken);
+document.getElementById("token-cancel").addEventListener("click", () => dialog.close());
+document.getElementById("token-clear").addEventListener("click", () => {
+  sessionStorage.removeItem(tokenKey);
+  dialog.close();
+  tokenLabel();
+  route();
+});
+document.getElementById("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const v = document.getElementById("token-input").value.trim();
+  if (v) sessionStorage.setItem(tokenKey, v);
+  dialog.close();
+  tokenLabel();
+  route();
+});
+
+// ---- pages ----
+
+async function overview() {
+  document.title = "Overview · Strata console";
+  const cards = el("div", { class: "cards" });
+  show(el("h1", {}, "Overview"), cards);
+  const [ready, subjects] = await Promise.allSettled([
+    fetch("/readyz").then((r) => r.ok),
+    api("/registry/subjects"),
+  ]);
+  cards.append(
+    el("div", { class: "card" }, el("div", { class: "muted" }, "Store"),
+      el("div", { class: "big" }, ready.status === "fulfilled" && ready.value ? "ready" : "not ready"),
+      link("/console/events", "All events")),
+    el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"),
+      subjects.status === "fulfilled" ? el("div", { class: "big" }, subjects.value.length + " subjects") : errorBox(subjects.reason),
+      link("/console/schemas", "Subjects")),
+  );
+}
+
+// events lists $all (category "") or a category from the cursor in the
+// page's ?after=, keeping the events of the types in ?types=.
+async function events(category) {
+  const q = new URLSearchParams(location.search);
+  const after = q.get("after") || "";
+  const types = (q.get("types") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  const title = category ? "Category " + category : "All events";
+  document.title = title + " · Strata console";
+  const base = category ? "/v1/categories/" + encodeURIComponent(category) + "/events" : "/v1/events";
+  const page = await api(base + "?limit=50" + (after ? "&after=" + encodeURIComponent(after) : ""));
+  const shown = types.length ? page.events.filter((e) => types.includes(e.type)) : page.events;
+  const filter = el("form", { class: "filters", role: "search" },
+    el("label", {}, "Types (comma-separated)", el("input", { name: "types", value: types.join(","), placeholder: "OrderCreated,OrderShipped" })),
+    after ? el("input", { type: "hidden", name: "after", value: after }) : null,
+    el("button", { type: "submit" }, "Filter"));
+  const rows = shown.map((e) => el("tr", {},
+    el("td", { class: "num" }, e.globalPosition),
+    el("td", {}, streamLink(e.streamId)),
+    el("td", { class: "num" }, e.version),
+    el("td", {}, e.type),
+    el("td", {}, time(e.recordedAt))));
+  const next = new URLSearchParams({ after: page.next });
+  if (types.length) next.set("types", types.join(","));
+  show(
+    el("h1", {}, title),
+    filter,
+    shown.length ? el("div", { class: "table" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Position", "Stream", "Version", "Type", "Recorded"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows))) : el("p", { class: "muted" }, page.events.length ? "No event of these types on this page." : "No more events."),
+    el("div", { class: "pager" },
+      after ? link(location.pathname + (types.length ? "?types=" + encodeURIComponent(types.join(",")) : ""), "From the beginning") : null,
+      page.events.length ? el("a", { class: "button", href: location.pathname + "?" + next }, "Next page") : null,
+      el("span", { class: "muted" }, page.events.length + " events on this page")),
+  );
+}
+
+function eventCard(e) {
+  const meta = e.metadata || {};
+  return el("article", { class: "event", id: "v" + e.version, "aria-label": e.type + " version " + e.version },
+    el("div", { class: "head" },
+      el("span", { class: "type" }, e.type),
+      el("span", {}, "version " + e.version),
+      el("span", { class: "muted" }, "position " + e.globalPosition),
+      time(e.recordedAt)),
+    el("dl", {},
+      el("dt", {}, "Event id"), el("dd", {}, e.id),
+      el("dt", {}, "Schema id"), el("dd", {}, link("/console/schemas?id=" + e.schemaId, String(e.schemaId))),
+      Object.keys(meta).length ? [el("dt", {}, "Metadata"), el("dd", {}, el("pre", {}, JSON.stringify(meta, null, 2)))] : null),
+    el("pre", { class: "data", "aria-label": "data" }, JSON.stringify(e.data, null, 2)));
+}
+
+async function stream(id) {
+  document.title = id + " · Strata console";
+  const q = new URLSearchParams(location.search);
+  const backward = q.get("direction") === "backward";
+  const from = q.get("from") || (backward ? "" : "1");
+  let page = null;
+  let failure = null;
+  try {
+    page = await api("/v1/streams/" + encodeURIComponent(id) + "/events?limit=20" +
+      (from ? "&from=" + encodeURIComponent(from) : "") + (backward ? "&direction=backward" : ""));
+  } catch (err) {
+    if (!(err instanceof APIError && err.status === 404)) throw err;
+    failure = err;
+  }
+  const here = location.pathname;
+  const version = page ? page.version : 0;
+  const pager = el("div", { class: "pager" });
+  if (page && page.events.length) {
+    const first = page.events[0].version, last = page.events[page.events.length - 1].version;
+    const low = Math.min(first, last), high = Math.max(first, last);
+    if (low > 1) pager.append(el("a", { class: "button", href: here + "?direction=backward&from=" + (low - 1) }, "Earlier"));
+    if (high < version) pager.append(el("a", { class: "button", href: here + "?from=" + (high + 1) }, "Later"));
+    pager.append(el("a", { href: here + "?direction=backward" }, "Latest first"), el("a", { href: here }, "From version 1"));
+  }
+  show(
+    el("h1", {}, "Stream ", id),
+    el("p", { class: "muted" }, failure ? "This stream has no events yet." : "Version " + version + " · category " +
+      id.split("-")[0] + " · ", failure ? null : link("/console/categories/" + encodeURIComponent(id.split("-")[0]), "its category")),
+    page ? page.events.map(eventCard) : null,
+    pager,
+    appendForm(id, version),
+  );
+}
+
+// appendForm appends an event to the stream at the version shown, and
+// says what the server answered.
+function appendForm(id, version) {
+  const out = el("div", { "aria-live": "polite" });
+  const type = el("input", { name: "type", required: true, placeholder: "OrderItemAdded" });
+  const data = el("textarea", { name: "data", required: true, spellcheck: "false" }, "{\n}");
+  const expect = el("input", { type: "checkbox", name: "expect", checked: true });
+  const form = el("form", { class: "stack", "aria-labelledby": "append-title" },
+    el("h2", { id: "append-title" }, "Append an event"),
+    el("label", {}, "Type", type),
+    el("label", {}, "Data (natural JSON)", data),
+    el("label", { class: "inline" }, el("span", {}, expect, " Only if the stream is still at version " + version)),
+    el("div", {}, el("button", { type: "submit" }, "Append")),
+    out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let body;
+    try {
+      body = JSON.parse(data.value);
+    } catch (err) {
+      out.replaceChildren(errorBox(new Error("the data is not JSON: " + err.message)));
+      return;
+    }
+    if (!confirm("Append a " + type.value + " event to " + id + "?")) return;
+    const req = { events: [{ type: type.value.trim(), data: body }] };
+    if (expect.checked) req.expectedVersion = version;
+    try {
+      const res = await api("/v1/streams/" + encodeURIComponent(id) + "/events", { method: "POST", body: req });
+      out.replaceChildren(el("div", { class: "ok", role: "status" }, "Appended as version " + res.lastVersion + ". ",
+        link(location.pathname + "?direction=backward", "See it")));
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+    }
+  });
+  return form;
+}
+
+async function schemas() {
+  document.title = "Schemas · Strata console";
+  const id = new URLSearchParams(location.search).get("id");
+  const subjects = await api("/registry/subjects");
+  const found = id ? await api("/registry/schemas/ids/" + encodeURIComponent(id) + "/versions").catch(() => []) : [];
+  show(
+    el("h1", {}, "Schemas"),
+    id ? el("p", {}, "Schema id " + id + " is ", found.length ? found.map((v) =>
+      link("/console/schemas/" + encodeURIComponent(v.subject) + "?version=" + v.version, v.subject + " version " + v.version)) : "not known here", ".") : null,
+    el("ul", {}, subjects.map((s) => el("li", {}, link("/console/schemas/" + encodeURIComponent(s), s)))),
+  );
+}
+
+// lineDiff returns the lines of a and b as ["=", line], ["-", line] and
+// ["+", line], by their longest common subsequence.
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  const n = x.length, m = y.length;
+  const l = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--)
+    l[i][j] = x[i] === y[j] ? l[i + 1][j + 1] + 1 : Math.max(l[i + 1][j], l[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push(["=", x[i]]); i++; j++; }
+    else if (l[i + 1][j] >= l[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < n) out.push(["-", x[i++]]);
+  while (j < m) out.push(["+", y[j++]]);
+  return out;
+}
+
+const pretty = (schema) => JSON.stringify(JSON.parse(schema), null, 2);
+
+async function subject(name) {
+  document.title = name + " · Strata console";
+  const q = new URLSearchParams(location.search);
+  const base = "/registry/subjects/" + encodeURIComponent(name);
+  const versions = await api(base + "/versions");
+  const latest = versions[versions.length - 1];
+  const shownVersion = Number(q.get("version")) || latest;
+  const against = Number(q.get("against")) || (shownVersion > 1 ? shownVersion - 1 : 0);
+  const [shown, level] = await Promise.all([
+    api(base + "/versions/" + shownVersion),
+    api("/registry/config/" + encodeURIComponent(name) + "?defaultToGlobal=true").catch(() => ({ compatibilityLevel: "unknown" })),
+  ]);
+  let diff = null;
+  if (against && against !== shownVersion && versions.includes(against)) {
+    const old = await api(base + "/versions/" + against);
+    diff = el("pre", { class: "diff", "aria-label": "differences" }, lineDiff(pretty(old.schema), pretty(shown.schema)).map(([op, line]) =>
+      el(op === "=" ? "span" : op === "+" ? "ins" : "del", {}, (op === "=" ? "  " : op + " ") + line + "\n")));
+  }
+  const pick = el("form", { class: "filters" },
+    el("label", {}, "Version", el("select", { name: "version" }, versions.map((v) => el("option", { value: v, selected: v === shownVersion }, v)))),
+    el("label", {}, "Compared with", el("select", { name: "against" }, el("option", { value: "0" }, "none"),
+      versions.map((v) => el("option", { value: v, selected: v === against }, v)))),
+    el("button", { type: "submit" }, "Show"));
+  show(
+    el("h1", {}, name),
+    el("p", { class: "muted" }, versions.length + (versions.length === 1 ? " version" : " versions") + " · compatibility " + level.compatibilityLevel + " · schema id " + shown.id),
+    pick,
+    diff ? [el("h2", {}, "Version " + against + " → " + shownVersion), diff] : null,
+    el("h2", {}, "Version " + shownVersion),
+    el("pre", {}, pretty(shown.schema)),
+    checkForm(name, latest),
+  );
+}
+
+// checkForm asks the registry whether a pasted schema could be
+// registered as the subject's next version, without registering it.
+function checkForm(name, latest) {
+  const text = el("textarea", { name: "schema", spellcheck: "false", "aria-label": "new schema" });
+  const out = el("div", { "aria-live": "polite" });
+  const form = el("form", { class: "stack", "aria-labelledby": "check-title" },
+    el("h2", { id: "check-title" }, "Check a new version"),
+    el("p", { class: "muted" }, "Paste a schema: the registry checks it against version " + latest +
+      " under the subject's compatibility level. Nothing is registered."),
+    text,
+    el("div", {}, el("button", { type: "submit" }, "Check")),
+    out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    out.replaceChildren(el("p", { class: "muted" }, "Checking…"));
+    try {
+      const res = await api("/registry/compatibility/subjects/" + encodeURIComponent(name) + "/versions/latest?verbose=true",
+        { method: "POST", body: { schema: text.value } });
+      out.replaceChildren(res.is_compatible
+        ? el("div", { class: "ok", role: "status" }, "Compatible: it could be registered as version " + (latest + 1) + ".")
+        : el("div", { class: "error", role: "alert" }, el("strong", {}, "Incompatible. "),
+          el("ul", {}, (res.messages || []).map((m) => el("li", {}, m)))));
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+    }
+  });
+  return form;
+}
+
+function notFound() {
+  document.title = "Not found · Strata console";
+  show(el("h1", {}, "No such page"), el("p", {}, link("/console/", "Back to the overview")));
+}
+
+// route renders the page the URL names.
+async function route() {
+  const parts = location.pathname.replace(/^\/console\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  for (const a of document.querySelectorAll("header nav a")) {
+    const current = a.getAttribute("href") === "/console/" ? parts.length === 0 : location.pathname.startsWith(a.getAttribute("href"));
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  try {
+    if (parts.length === 0) await overview();
+    else if (parts[0] === "events" && parts.length === 1) await events("");
+    else if (parts[0] === "categories" && parts.length === 2) await events(parts[1]);
+    else if (parts[0] === "streams" && parts.length === 2) await stream(parts[1]);
+    else if (parts[0] === "schemas" && parts.length === 1) await schemas();
+    else if (parts[0] === "schemas" && parts.length === 2) await subject(parts[1]);
+    else notFound();
+  } catch (err) {
+    show(el("h1", {}, "Could not load this page"), errorBox(err));
+  }
+  main.dataset.ready = "true";
+}
+
+tokenLabel();
+route();
