@@ -109,19 +109,56 @@ document.getElementById("token-form").addEventListener("submit", (ev) => {
 async function overview() {
   document.title = "Overview · Strata console";
   const cards = el("div", { class: "cards" });
+  const rate = el("div", { class: "card", "aria-live": "polite" }, el("div", { class: "muted" }, "Growth"),
+    el("div", { class: "big", id: "rate" }, "measuring…"), el("div", { class: "muted", id: "rate-note" }, "from the last position, every 5 s"));
   show(el("h1", {}, "Overview"), cards);
-  const [ready, subjects] = await Promise.allSettled([
+  const [ready, subjects, store] = await Promise.allSettled([
     fetch("/readyz").then((r) => r.ok),
     api("/registry/subjects"),
+    api("/v1/store"),
   ]);
-  cards.append(
-    el("div", { class: "card" }, el("div", { class: "muted" }, "Store"),
-      el("div", { class: "big" }, ready.status === "fulfilled" && ready.value ? "ready" : "not ready"),
-      link("/console/events", "All events")),
-    el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"),
-      subjects.status === "fulfilled" ? el("div", { class: "big" }, subjects.value.length + " subjects") : errorBox(subjects.reason),
-      link("/console/schemas", "Subjects")),
-  );
+  const card = (label, value, ...more) => el("div", { class: "card" }, el("div", { class: "muted" }, label), el("div", { class: "big" }, value), more);
+  cards.append(card("Store", ready.status === "fulfilled" && ready.value ? "ready" : "not ready", link("/console/events", "All events")));
+  if (store.status === "fulfilled") {
+    const s = store.value, about = s.estimated ? "≈ " : "";
+    cards.append(
+      card("Events", about + s.events.toLocaleString("en"), s.lastRecordedAt ? el("div", { class: "muted" }, "latest ", time(s.lastRecordedAt)) : null),
+      card("Streams", about + s.streams.toLocaleString("en")),
+      card("Categories", String(s.categories.length), el("div", {}, s.categories.slice(0, 20).map((c, i) =>
+        [i ? ", " : "", link("/console/categories/" + encodeURIComponent(c), c)]))),
+      rate);
+    watchGrowth(s);
+  } else {
+    cards.append(el("div", { class: "card" }, el("div", { class: "muted" }, "Store figures"), errorBox(store.reason)));
+  }
+  cards.append(subjects.status === "fulfilled"
+    ? card("Schemas", subjects.value.length + " subjects", link("/console/schemas", "Subjects"))
+    : el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"), errorBox(subjects.reason)));
+}
+
+// watchGrowth shows how fast the store grows, from the latest position
+// seen every 5 seconds (positions run on with each event; an aborted
+// append leaves a gap, so the rate is approximate), for as long as the
+// overview is shown.
+function watchGrowth(first) {
+  let last = { position: first.lastPosition, at: Date.now() };
+  const samples = [];
+  const timer = setInterval(async () => {
+    const out = document.getElementById("rate");
+    if (!out) return clearInterval(timer); // another page
+    try {
+      const s = await api("/v1/store");
+      const now = Date.now();
+      samples.push(Math.max(0, (s.lastPosition - last.position) / ((now - last.at) / 1000)));
+      if (samples.length > 12) samples.shift();
+      last = { position: s.lastPosition, at: now };
+      out.textContent = "≈ " + Math.round(samples[samples.length - 1]).toLocaleString("en") + " events/s";
+      document.getElementById("rate-note").textContent = "last minute: " + samples.map((r) => Math.round(r)).join(" · ");
+    } catch (err) {
+      out.textContent = "unknown";
+      document.getElementById("rate-note").replaceChildren(errorBox(err));
+    }
+  }, 5000);
 }
 
 // events lists $all (category "") or a category from the cursor in the
