@@ -1,7 +1,9 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -230,16 +232,48 @@ func TestTheConsoleInABrowser(t *testing.T) {
 			t.Fatalf("the stream page shows %d events, want 3", n)
 		}
 		for sel, want := range map[string]string{
-			"#v1 pre.data": `"customerId": "user123"`,
-			"#v2 pre.data": `"price": "15.99"`,
-			"#v3 pre.data": `"shippingAddress": "12 Harbour Road, Dover"`,
-			"#v1 dl":       `"correlationId": "c-1"`,
+			"#v1 pre.data":  `"customerId": "user123"`,
+			"#v2 pre.data":  `"price": "15.99"`,
+			"#v3 pre.data":  `"shippingAddress": "12 Harbour Road, Dover"`,
+			"#v1 dl":        `"correlationId": "c-1"`,
+			"#v1 dd.schema": "example.orders.OrderCreated version 1",
 		} {
 			if got := b.text(sel); !strings.Contains(got, want) {
 				t.Errorf("%s shows %q, want it to contain %s", sel, got, want)
 			}
 		}
 		b.screenshot("stream")
+	})
+
+	t.Run("an event written with an earlier schema version is shown upcast", func(t *testing.T) {
+		b.t = t
+		v1, err := os.ReadFile(filepath.Join(writertest.SchemasDir(), "OrderShipped.avsc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2 := strings.Replace(string(v1), `"fields": [`, `"fields": [{"name": "carrier", "type": "string", "default": "unknown"},`, 1)
+		body, _ := json.Marshal(map[string]string{"schema": v2})
+		req, _ := http.NewRequest("POST", w.URL+"/registry/subjects/example.orders.OrderShipped/versions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("registering OrderShipped v2: %s", res.Status)
+		}
+		b.open(w.URL + "/console/streams/" + seedStream)
+		if got := b.text("#v3 dd.schema"); !strings.Contains(got, "example.orders.OrderShipped version 1") || !strings.Contains(got, "shown upcast to version 2") {
+			t.Errorf("the OrderShipped event, written with v1 of 2, says %q", got)
+		}
+		if got := b.text("#v3 pre.data"); !strings.Contains(got, `"carrier": "unknown"`) {
+			t.Errorf("the OrderShipped event upcast to v2 shows %q, want the new field's default", got)
+		}
+		if got := b.text("#v1 dd.schema"); strings.Contains(got, "upcast") {
+			t.Errorf("the OrderCreated event, written with its latest schema, says %q", got)
+		}
 	})
 
 	t.Run("the append form shows a schema violation's path, then appends", func(t *testing.T) {

@@ -197,7 +197,7 @@ async function events(category) {
   );
 }
 
-function eventCard(e) {
+function eventCard(e, schema) {
   const meta = e.metadata || {};
   return el("article", { class: "event", id: "v" + e.version, "aria-label": e.type + " version " + e.version },
     el("div", { class: "head" },
@@ -207,9 +207,30 @@ function eventCard(e) {
       time(e.recordedAt)),
     el("dl", {},
       el("dt", {}, "Event id"), el("dd", {}, e.id),
-      el("dt", {}, "Schema id"), el("dd", {}, link("/console/schemas?id=" + e.schemaId, String(e.schemaId))),
+      el("dt", {}, "Written with"), el("dd", { class: "schema" },
+        schema ? link("/console/schemas/" + encodeURIComponent(schema.subject) + "?version=" + schema.version,
+          schema.subject + " version " + schema.version) : link("/console/schemas?id=" + e.schemaId, "schema id " + e.schemaId),
+        " (id " + e.schemaId + ")",
+        schema && schema.latest !== schema.version ? el("strong", { class: "upcast" }, " · shown upcast to version " + schema.latest) : null),
       Object.keys(meta).length ? [el("dt", {}, "Metadata"), el("dd", {}, el("pre", {}, JSON.stringify(meta, null, 2)))] : null),
     el("pre", { class: "data", "aria-label": "data" }, JSON.stringify(e.data, null, 2)));
+}
+
+// schemaInfo finds, for each schema id of events, the subject and version
+// it is, and the subject's latest version: data written with an earlier
+// one is shown upcast. An id the registry cannot place is left out.
+async function schemaInfo(events) {
+  const info = {};
+  await Promise.all([...new Set(events.map((e) => e.schemaId))].map(async (id) => {
+    try {
+      const [written] = await api("/registry/schemas/ids/" + id + "/versions");
+      const latest = await api("/registry/subjects/" + encodeURIComponent(written.subject) + "/versions/latest");
+      info[id] = { subject: written.subject, version: written.version, latest: latest.version };
+    } catch {
+      // the event's link still leads to the schema
+    }
+  }));
+  return info;
 }
 
 async function stream(id) {
@@ -236,11 +257,12 @@ async function stream(id) {
     if (high < version) pager.append(el("a", { class: "button", href: here + "?from=" + (high + 1) }, "Later"));
     pager.append(el("a", { href: here + "?direction=backward" }, "Latest first"), el("a", { href: here }, "From version 1"));
   }
+  const schemas = page ? await schemaInfo(page.events) : {};
   show(
     el("h1", {}, "Stream ", id),
     el("p", { class: "muted" }, failure ? "This stream has no events yet." : "Version " + version + " · category " +
       id.split("-")[0] + " · ", failure ? null : link("/console/categories/" + encodeURIComponent(id.split("-")[0]), "its category")),
-    page ? page.events.map(eventCard) : null,
+    page ? page.events.map((e) => eventCard(e, schemas[e.schemaId])) : null,
     pager,
     appendForm(id, version),
   );
@@ -359,8 +381,8 @@ function checkForm(name, latest) {
   const out = el("div", { "aria-live": "polite" });
   const form = el("form", { class: "stack", "aria-labelledby": "check-title" },
     el("h2", { id: "check-title" }, "Check a new version"),
-    el("p", { class: "muted" }, "Paste a schema: the registry checks it against version " + latest +
-      " under the subject's compatibility level. Nothing is registered."),
+    el("p", { class: "muted" }, "Paste a schema: the registry checks it as registering it would, against the versions " +
+      "the subject's compatibility level names (the latest, or all of them when transitive). Nothing is registered."),
     text,
     el("div", {}, el("button", { type: "submit" }, "Check")),
     out);
@@ -368,7 +390,7 @@ function checkForm(name, latest) {
     ev.preventDefault();
     out.replaceChildren(el("p", { class: "muted" }, "Checking…"));
     try {
-      const res = await api("/registry/compatibility/subjects/" + encodeURIComponent(name) + "/versions/latest?verbose=true",
+      const res = await api("/registry/compatibility/subjects/" + encodeURIComponent(name) + "/versions?verbose=true",
         { method: "POST", body: { schema: text.value } });
       out.replaceChildren(res.is_compatible
         ? el("div", { class: "ok", role: "status" }, "Compatible: it could be registered as version " + (latest + 1) + ".")
