@@ -209,14 +209,21 @@ func TestTheConsoleInABrowser(t *testing.T) {
 				t.Errorf("the overview shows %q, want it to contain %q", got, want)
 			}
 		}
+		b.run("the live tail connects", chromedp.WaitVisible(chromedp.CSS(`#tail-state`)))
+		appendEvents(t, w.URL, "Order-live1",
+			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live1", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`)
+		b.run("the appended event reaches the live tail", chromedp.WaitVisible(chromedp.CSS(`#tail li`)))
+		if got := b.text("#tail"); !strings.Contains(got, "Order-live1 OrderCreated · version 1") || strings.Contains(got, seedStream) {
+			t.Errorf("the live tail shows %q, want only the event appended after the page opened", got)
+		}
 		b.screenshot("overview")
 	})
 
 	t.Run("all events and a category, filtered by type", func(t *testing.T) {
 		b.t = t
 		b.open(w.URL + "/console/events")
-		if got := b.text("main tbody"); strings.Count(got, seedStream) != 3 {
-			t.Errorf("$all lists %q, want the seed order's three events", got)
+		if got := b.text("main tbody"); strings.Count(got, seedStream) != 3 || !strings.Contains(got, "Order-live1") {
+			t.Errorf("$all lists %q, want the seed order's three events and the live one", got)
 		}
 		b.screenshot("events")
 		b.open(w.URL + "/console/categories/Order?types=OrderShipped")

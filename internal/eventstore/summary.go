@@ -20,6 +20,9 @@ type Summary struct {
 	// grows.
 	LastPosition   int64      `json:"lastPosition"`
 	LastRecordedAt *time.Time `json:"lastRecordedAt,omitempty"`
+	// Head is a cursor past every event committed when the summary was
+	// made: a subscription to $all after it gets what comes next.
+	Head Cursor `json:"head"`
 }
 
 // Summarizer is a store that can summarize itself.

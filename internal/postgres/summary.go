@@ -69,6 +69,9 @@ func (s *Store) Summarize(ctx context.Context) (eventstore.Summary, error) {
 	default:
 		return sum, translate(err)
 	}
+	if sum.Head, err = s.Head(ctx, ""); err != nil {
+		return sum, err
+	}
 	if sum.Categories == nil {
 		sum.Categories = []string{}
 	}

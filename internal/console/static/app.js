@@ -128,12 +128,53 @@ async function overview() {
         [i ? ", " : "", link("/console/categories/" + encodeURIComponent(c), c)]))),
       rate);
     watchGrowth(s);
+    const tail = el("ol", { id: "tail", reversed: true, "aria-live": "polite" });
+    main.append(el("h2", {}, "Live: events as they are appended"), el("p", { class: "muted", id: "tail-state" }, "connecting…"), tail);
+    liveTail(s.head, tail);
   } else {
     cards.append(el("div", { class: "card" }, el("div", { class: "muted" }, "Store figures"), errorBox(store.reason)));
   }
   cards.append(subjects.status === "fulfilled"
     ? card("Schemas", subjects.value.length + " subjects", link("/console/schemas", "Subjects"))
     : el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"), errorBox(subjects.reason)));
+}
+
+// liveTail shows the latest events of $all after head as they come, from
+// the writer's subscription. The page reads it with fetch, not
+// EventSource, so that it can send the token.
+async function liveTail(head, list) {
+  const state = document.getElementById("tail-state");
+  const headers = { Accept: "text/event-stream" };
+  const token = sessionStorage.getItem(tokenKey);
+  if (token) headers.Authorization = "Bearer " + token;
+  try {
+    const res = await fetch("/v1/events/subscribe?after=" + encodeURIComponent(head), { headers });
+    if (!res.ok) throw new APIError(res.status, await res.json().catch(() => null));
+    state.textContent = "live: new events appear here, newest first";
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+        const lines = buf.slice(0, i).split("\n");
+        buf = buf.slice(i + 2);
+        const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (!data) continue; // a heartbeat
+        if (lines.includes("event: error")) {
+          state.replaceChildren(errorBox(new APIError(0, JSON.parse(data))));
+          return;
+        }
+        const e = JSON.parse(data);
+        list.prepend(el("li", {}, streamLink(e.streamId), " ", e.type, " · version " + e.version + " · position " + e.globalPosition + " · ", time(e.recordedAt)));
+        while (list.children.length > 20) list.lastChild.remove();
+      }
+    }
+    state.textContent = "the subscription ended; reload to follow again";
+  } catch (err) {
+    state.replaceChildren(errorBox(err));
+  }
 }
 
 // watchGrowth shows how fast the store grows, from the latest position
