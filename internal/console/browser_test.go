@@ -230,6 +230,22 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		if got := b.text("main tbody"); !strings.Contains(got, "OrderShipped") || strings.Contains(got, "OrderCreated") {
 			t.Errorf("the Order category filtered to OrderShipped lists %q", got)
 		}
+		b.run("follow live", chromedp.Click(chromedp.CSS("#live")))
+		appendEvents(t, w.URL, "Order-live3", // not of the type followed: it must not show
+			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live3", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`)
+		appendEvents(t, w.URL, "Order-live2",
+			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live2", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`,
+			`{"expectedVersion": 1, "events": [{"type": "OrderShipped", "data": {"orderId": "live2", "shippingAddress": "1 Quay Street", "timestamp": "2023-10-27T12:01:00Z"}}]}`)
+		deadline := time.Now().Add(20 * time.Second)
+		for !evaluate[bool](b, `document.querySelector("main tbody").innerText.includes("Order-live2")`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the followed category never showed Order-live2's OrderShipped; it shows %q", b.text("main tbody"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := b.text("main tbody"); strings.Contains(got, "Order-live3") || strings.Contains(got, "OrderCreated") {
+			t.Errorf("the category followed for OrderShipped shows %q", got)
+		}
 	})
 
 	t.Run("the stream page shows the seed order's three events decoded", func(t *testing.T) {

@@ -139,18 +139,17 @@ async function overview() {
     : el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"), errorBox(subjects.reason)));
 }
 
-// liveTail shows the latest events of $all after head as they come, from
-// the writer's subscription. The page reads it with fetch, not
-// EventSource, so that it can send the token.
-async function liveTail(head, list) {
-  const state = document.getElementById("tail-state");
+// follow reads the subscription at url and calls onEvent with each
+// event as it comes, saying how it stands in state. It reads with fetch,
+// not EventSource, so that it can send the token.
+async function follow(url, state, onEvent) {
   const headers = { Accept: "text/event-stream" };
   const token = sessionStorage.getItem(tokenKey);
   if (token) headers.Authorization = "Bearer " + token;
   try {
-    const res = await fetch("/v1/events/subscribe?after=" + encodeURIComponent(head), { headers });
+    const res = await fetch(url, { headers });
     if (!res.ok) throw new APIError(res.status, await res.json().catch(() => null));
-    state.textContent = "live: new events appear here, newest first";
+    state.textContent = "live: new events appear as they are appended";
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
     for (;;) {
@@ -166,15 +165,21 @@ async function liveTail(head, list) {
           state.replaceChildren(errorBox(new APIError(0, JSON.parse(data))));
           return;
         }
-        const e = JSON.parse(data);
-        list.prepend(el("li", {}, streamLink(e.streamId), " ", e.type, " · version " + e.version + " · position " + e.globalPosition + " · ", time(e.recordedAt)));
-        while (list.children.length > 20) list.lastChild.remove();
+        onEvent(JSON.parse(data));
       }
     }
     state.textContent = "the subscription ended; reload to follow again";
   } catch (err) {
     state.replaceChildren(errorBox(err));
   }
+}
+
+// liveTail shows the latest events of $all after head, newest first.
+function liveTail(head, list) {
+  follow("/v1/events/subscribe?after=" + encodeURIComponent(head), document.getElementById("tail-state"), (e) => {
+    list.prepend(el("li", {}, streamLink(e.streamId), " ", e.type, " · version " + e.version + " · position " + e.globalPosition + " · ", time(e.recordedAt)));
+    while (list.children.length > 20) list.lastChild.remove();
+  });
 }
 
 // watchGrowth shows how fast the store grows, from the latest position
@@ -217,21 +222,31 @@ async function events(category) {
     el("label", {}, "Types (comma-separated)", el("input", { name: "types", value: types.join(","), placeholder: "OrderCreated,OrderShipped" })),
     after ? el("input", { type: "hidden", name: "after", value: after }) : null,
     el("button", { type: "submit" }, "Filter"));
-  const rows = shown.map((e) => el("tr", {},
+  const row = (e) => el("tr", {},
     el("td", { class: "num" }, e.globalPosition),
     el("td", {}, streamLink(e.streamId)),
     el("td", { class: "num" }, e.version),
     el("td", {}, e.type),
-    el("td", {}, time(e.recordedAt))));
+    el("td", {}, time(e.recordedAt)));
+  const tbody = el("tbody", {}, shown.map(row));
+  // On the last page, the list can follow what comes next.
+  const state = el("span", { class: "muted", id: "live-state", "aria-live": "polite" });
+  const live = page.events.length < 50 ? el("button", { type: "button", class: "secondary", id: "live", onclick: (ev) => {
+    ev.target.disabled = true;
+    const sub = (category ? "/v1/categories/" + encodeURIComponent(category) + "/subscribe" : "/v1/events/subscribe") +
+      "?after=" + encodeURIComponent(page.next) + (types.length ? "&types=" + encodeURIComponent(types.join(",")) : "");
+    follow(sub, state, (e) => tbody.append(row(e)));
+  } }, "Follow live") : null;
   const next = new URLSearchParams({ after: page.next });
   if (types.length) next.set("types", types.join(","));
   show(
     el("h1", {}, title),
     filter,
-    shown.length ? el("div", { class: "table" }, el("table", {},
+    el("div", { class: "table" }, el("table", {},
       el("thead", {}, el("tr", {}, ["Position", "Stream", "Version", "Type", "Recorded"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows))) : el("p", { class: "muted" }, page.events.length ? "No event of these types on this page." : "No more events."),
-    el("div", { class: "pager" },
+      tbody)),
+    shown.length ? null : el("p", { class: "muted" }, page.events.length ? "No event of these types on this page." : "No more events."),
+    el("div", { class: "pager" }, live, state,
       after ? link(location.pathname + (types.length ? "?types=" + encodeURIComponent(types.join(",")) : ""), "From the beginning") : null,
       page.events.length ? el("a", { class: "button", href: location.pathname + "?" + next }, "Next page") : null,
       el("span", { class: "muted" }, page.events.length + " events on this page")),
