@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -143,19 +142,27 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
+// adminPost posts body to url as an admin and fails the test unless the
+// answer has status want.
+func adminPost(t *testing.T, url, body string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("POST %s: %s, want %d", url, res.Status, want)
+	}
+}
+
 func appendEvents(t *testing.T, url, stream string, bodies ...string) {
 	t.Helper()
 	for _, body := range bodies {
-		req, _ := http.NewRequest("POST", url+"/v1/streams/"+stream+"/events", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			t.Fatalf("append to %s: %s", stream, res.Status)
-		}
+		adminPost(t, url+"/v1/streams/"+stream+"/events", body, http.StatusCreated)
 	}
 }
 
@@ -276,17 +283,7 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		}
 		v2 := strings.Replace(string(v1), `"fields": [`, `"fields": [{"name": "carrier", "type": "string", "default": "unknown"},`, 1)
 		body, _ := json.Marshal(map[string]string{"schema": v2})
-		req, _ := http.NewRequest("POST", w.URL+"/registry/subjects/example.orders.OrderShipped/versions", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("registering OrderShipped v2: %s", res.Status)
-		}
+		adminPost(t, w.URL+"/registry/subjects/example.orders.OrderShipped/versions", string(body), http.StatusOK)
 		b.open(w.URL + "/console/streams/" + seedStream)
 		if got := b.text("#v3 dd.schema"); !strings.Contains(got, "example.orders.OrderShipped version 1") || !strings.Contains(got, "shown upcast to version 2") {
 			t.Errorf("the OrderShipped event, written with v1 of 2, says %q", got)

@@ -49,16 +49,8 @@ func (s *Store) Summarize(ctx context.Context) (eventstore.Summary, error) {
 	if err != nil {
 		return sum, translate(err)
 	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			rows.Close()
-			return sum, translate(err)
-		}
-		sum.Categories = append(sum.Categories, c)
-	}
-	if rows.Close(); rows.Err() != nil {
-		return sum, translate(rows.Err())
+	if sum.Categories, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return sum, translate(err)
 	}
 	var at time.Time
 	err = s.pool.QueryRow(ctx, `SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1`).Scan(&sum.LastPosition, &at)
@@ -71,9 +63,6 @@ func (s *Store) Summarize(ctx context.Context) (eventstore.Summary, error) {
 	}
 	if sum.Head, err = s.Head(ctx, ""); err != nil {
 		return sum, err
-	}
-	if sum.Categories == nil {
-		sum.Categories = []string{}
 	}
 	return sum, nil
 }

@@ -36,10 +36,15 @@ class APIError extends Error {
   }
 }
 
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
+// withToken adds the token entered, if any, to a request's headers.
+function withToken(headers) {
   const token = sessionStorage.getItem(tokenKey);
   if (token) headers.Authorization = "Bearer " + token;
+  return headers;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = withToken({ Accept: "application/json" });
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
@@ -143,11 +148,8 @@ async function overview() {
 // event as it comes, saying how it stands in state. It reads with fetch,
 // not EventSource, so that it can send the token.
 async function follow(url, state, onEvent) {
-  const headers = { Accept: "text/event-stream" };
-  const token = sessionStorage.getItem(tokenKey);
-  if (token) headers.Authorization = "Bearer " + token;
   try {
-    const res = await fetch(url, { headers });
+    const res = await fetch(url, { headers: withToken({ Accept: "text/event-stream" }) });
     if (!res.ok) throw new APIError(res.status, await res.json().catch(() => null));
     state.textContent = "live: new events appear as they are appended";
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -207,6 +209,9 @@ function watchGrowth(first) {
   }, 5000);
 }
 
+// listSize is how many events a page of a list shows.
+const listSize = 50;
+
 // events lists $all (category "") or a category from the cursor in the
 // page's ?after=, keeping the events of the types in ?types=.
 async function events(category) {
@@ -216,7 +221,7 @@ async function events(category) {
   const title = category ? "Category " + category : "All events";
   document.title = title + " · Strata console";
   const base = category ? "/v1/categories/" + encodeURIComponent(category) + "/events" : "/v1/events";
-  const page = await api(base + "?limit=50" + (after ? "&after=" + encodeURIComponent(after) : ""));
+  const page = await api(base + "?limit=" + listSize + (after ? "&after=" + encodeURIComponent(after) : ""));
   const shown = types.length ? page.events.filter((e) => types.includes(e.type)) : page.events;
   const filter = el("form", { class: "filters", role: "search" },
     el("label", {}, "Types (comma-separated)", el("input", { name: "types", value: types.join(","), placeholder: "OrderCreated,OrderShipped" })),
@@ -231,7 +236,7 @@ async function events(category) {
   const tbody = el("tbody", {}, shown.map(row));
   // On the last page, the list can follow what comes next.
   const state = el("span", { class: "muted", id: "live-state", "aria-live": "polite" });
-  const live = page.events.length < 50 ? el("button", { type: "button", class: "secondary", id: "live", onclick: (ev) => {
+  const live = page.events.length < listSize ? el("button", { type: "button", class: "secondary", id: "live", onclick: (ev) => {
     ev.target.disabled = true;
     const sub = (category ? "/v1/categories/" + encodeURIComponent(category) + "/subscribe" : "/v1/events/subscribe") +
       "?after=" + encodeURIComponent(page.next) + (types.length ? "&types=" + encodeURIComponent(types.join(",")) : "");
