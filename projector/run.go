@@ -96,11 +96,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		queries = append(queries, d.queries()...)
 	}
 	api := readapi.New(s.db, s.monitor, readapi.Options{
-		Tokens:  httpapi.TokensOf(cfg.APITokens),
-		Ready:   s.db.Ping,
-		Metrics: s.metrics,
-		Logger:  log,
-		Queries: queries,
+		Tokens:   httpapi.TokensOf(cfg.APITokens),
+		Ready:    s.db.Ping,
+		Metrics:  s.metrics,
+		Logger:   log,
+		Queries:  queries,
+		Operator: newOperator(ctx, s),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

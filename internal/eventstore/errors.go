@@ -24,6 +24,9 @@ const (
 	// Read-your-writes on a projector's read API.
 	CodeWaitTimeout      = "wait_timeout"      // 504: not applied in time
 	CodeProjectionHalted = "projection_halted" // 503: it will not be until resumed
+	// The projector's admin actions.
+	CodeConflict    = "conflict"     // 409: the action clashes with one in progress
+	CodeApplyFailed = "apply_failed" // 422: a parked event failed again
 )
 
 // Error is the store's error type: a code from the list above and a message

@@ -36,6 +36,8 @@ var statusOf = map[string]int{
 	eventstore.CodeInternal:               http.StatusInternalServerError,
 	eventstore.CodeWaitTimeout:            http.StatusGatewayTimeout,
 	eventstore.CodeProjectionHalted:       http.StatusServiceUnavailable,
+	eventstore.CodeConflict:               http.StatusConflict,
+	eventstore.CodeApplyFailed:            http.StatusUnprocessableEntity,
 }
 
 // errorBody is the contract's error object, with the details of the

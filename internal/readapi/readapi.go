@@ -11,6 +11,7 @@
 //	/v1/shipped-items?q=&limit=                   ShippedItemPage
 //	/v1/projections                               ProjectionsPage
 //	/v1/projections/{projection}/queries/{name}   QueryAnswer of a declared query
+//	/v1/projections/{projection}[/...]            a projection and its admin routes (admin.go)
 //	/healthz, /readyz, /metrics                   as the writer's
 //
 // Decimals (an item's price, an order's total) are JSON strings holding
@@ -22,9 +23,11 @@
 // unauthenticated (401), not_found (404), method_not_allowed (405),
 // unavailable (503: the read-model database cannot be reached, does not
 // answer within Options.Timeout, or has no read-model tables yet) and
-// internal (500, with a generic message; the cause is logged). With
-// tokens configured, every /v1 route needs a valid token of any role;
-// health, readiness and metrics never do.
+// internal (500, with a generic message; the cause is logged); the admin
+// routes add forbidden (403), conflict (409) and apply_failed (422). With
+// tokens configured, every /v1 read needs a valid token of any role, and
+// an admin action one of role admin; health, readiness and metrics never
+// need one.
 //
 // The middleware (request ids, tokens, the error table, request metrics
 // and logs) is httpapi.Router, shared with the writer.
@@ -95,6 +98,9 @@ type Options struct {
 	// Queries are the declared queries of the projections, served as
 	// GET /v1/projections/{projection}/queries/{name}.
 	Queries []*projection.Query
+	// Operator, when set, serves the projections' admin routes (see
+	// admin.go).
+	Operator Operator
 }
 
 // The projections behind the routes, which their waits wait for.
@@ -148,6 +154,9 @@ func New(db *pgxpool.Pool, projections Projections, opts Options) *API {
 	a.router.Handle("GET /v1/shipped-items", "shipped_items", httpapi.RoleReader, a.waiting(a.searchShippedItems, shippedItemsProjection))
 	a.router.Handle("GET /v1/projections", "projections", httpapi.RoleReader, a.waiting(a.listProjections))
 	a.router.Handle("GET /v1/projections/{projection}/queries/{query}", "query", httpapi.RoleReader, a.runQuery)
+	if opts.Operator != nil {
+		a.adminRoutes(opts.Operator)
+	}
 	return a
 }
 
@@ -377,24 +386,33 @@ func (a *API) searchShippedItems(w http.ResponseWriter, r *http.Request, _ httpa
 }
 
 func (a *API) listProjections(w http.ResponseWriter, r *http.Request, _ httpapi.Token) error {
-	page := ProjectionsPage{Projections: []runner.Status{}}
-	if a.projections != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-		defer cancel()
-		statuses, err := a.projections.Statuses(ctx)
-		if err != nil {
-			var coded interface{ ErrorCode() string }
-			if errors.As(err, &coded) {
-				return err
-			}
-			return eventstore.Errorf(eventstore.CodeUnavailable, "the projections' status cannot be read: %v", err)
-		}
-		if statuses != nil {
-			page.Projections = statuses
-		}
+	statuses, err := a.statuses(r.Context())
+	if err != nil {
+		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, page)
+	httpapi.WriteJSON(w, http.StatusOK, ProjectionsPage{Projections: statuses})
 	return nil
+}
+
+// statuses returns the projections' statuses, [] for none.
+func (a *API) statuses(ctx context.Context) ([]runner.Status, error) {
+	if a.projections == nil {
+		return []runner.Status{}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	statuses, err := a.projections.Statuses(ctx)
+	if err != nil {
+		var coded interface{ ErrorCode() string }
+		if errors.As(err, &coded) {
+			return nil, err
+		}
+		return nil, eventstore.Errorf(eventstore.CodeUnavailable, "the projections' status cannot be read: %v", err)
+	}
+	if statuses == nil {
+		statuses = []runner.Status{}
+	}
+	return statuses, nil
 }
 
 // readError turns an error of the read-model database into the API's: a

@@ -35,7 +35,13 @@ type RebuildOptions struct {
 	// Progress is called as the replay advances: done of total records
 	// (total is what the topics held when the rebuild began).
 	Progress func(done, total int64)
+	// Started, when set, is called once the rebuild holds its lock and
+	// has registered its generation (resumed: an interrupted one).
+	Started func(generation int64, resumed bool)
 }
+
+// ErrRebuildRunning: a rebuild of the projection is already running.
+var ErrRebuildRunning = errors.New("a rebuild is already running")
 
 // BuildSchema is the schema a rebuild of projection name builds in.
 func BuildSchema(schema, name string) string { return schema + "_build_" + name }
@@ -62,7 +68,7 @@ func (r *Runner) Rebuild(ctx context.Context, opts RebuildOptions) (int64, error
 		return 0, err
 	}
 	if !got {
-		return 0, fmt.Errorf("a rebuild of %s is already running", r.p.Name)
+		return 0, fmt.Errorf("%w: %s is being rebuilt by another process or request", ErrRebuildRunning, r.p.Name)
 	}
 	defer lock.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", key)
 
@@ -71,6 +77,9 @@ func (r *Runner) Rebuild(ctx context.Context, opts RebuildOptions) (int64, error
 		return 0, err
 	}
 	r.log.Info("rebuilding", "generation", gen, "schema", build, "resumed", resumed)
+	if opts.Started != nil {
+		opts.Started(gen, resumed)
+	}
 	pool, err := opts.Open(ctx, build)
 	if err != nil {
 		return 0, err

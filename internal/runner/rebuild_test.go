@@ -141,7 +141,7 @@ func TestASecondRebuildOfAProjectionFailsAtOnce(t *testing.T) {
 	<-started // the first holds the rebuild, and waits
 	other := e.runner(ledger("ledger", nil), runner.Options{})
 	second, err := other.Rebuild(ctx, runner.RebuildOptions{Open: e.openPool})
-	if err == nil || !strings.Contains(err.Error(), "a rebuild of ledger is already running") {
+	if !errors.Is(err, runner.ErrRebuildRunning) || !strings.Contains(err.Error(), "ledger is being rebuilt") {
 		t.Errorf("a second Rebuild while the first runs = %d, %v; want the error that one is already running", second, err)
 	}
 	close(release)

@@ -93,6 +93,7 @@ type Monitor struct {
 	topic     func(string) string
 	defs      map[string][]string // projection → categories
 	policies  map[string]string
+	runners   map[string]*Runner
 
 	mu   sync.Mutex
 	last map[string]sample
@@ -107,13 +108,15 @@ type sample struct {
 // runner), reading the bookkeeping through db and end offsets through
 // consumers (nil: lags are not computed).
 func NewMonitor(db *pgxpool.Pool, runners []*Runner, consumers Consumers) *Monitor {
-	m := &Monitor{db: db, consumers: consumers, defs: map[string][]string{}, policies: map[string]string{}, last: map[string]sample{}}
+	m := &Monitor{db: db, consumers: consumers, defs: map[string][]string{}, policies: map[string]string{},
+		runners: map[string]*Runner{}, last: map[string]sample{}}
 	m.book = newBook(DefaultSchema)
 	m.topic = func(c string) string { return "events." + c }
 	for _, r := range runners {
 		m.book, m.topic = r.book, r.opts.Topic
 		m.defs[r.p.Name] = r.p.Categories
 		m.policies[r.p.Name] = string(r.p.Policy())
+		m.runners[r.p.Name] = r
 	}
 	return m
 }
