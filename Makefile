@@ -67,13 +67,15 @@ chaos: deps
 demo: deps build
 	$(GO) run ./cmd/demo
 
-# The console's browser test, keeping its screenshots; the overview and a
-# stream page go to docs/ for the README.
+# The console's browser tests, keeping their screenshots: the overview of
+# a running system (writer, relay, projector) and a stream page go to
+# docs/ for the README.
 screenshots: deps
-	rm -rf .screenshots && mkdir -p .screenshots
-	$(GO) test -count=1 -run TestTheConsoleInABrowser -artifacts -outputdir $(CURDIR)/.screenshots ./internal/console/
-	cp .screenshots/_artifacts/*/overview.png docs/console-overview.png
-	cp .screenshots/_artifacts/*/stream.png docs/console-stream.png
+	rm -rf .screenshots && mkdir -p .screenshots/console .screenshots/system
+	$(GO) test -count=1 -run TestTheConsoleInABrowser -artifacts -outputdir $(CURDIR)/.screenshots/console ./internal/console/
+	$(GO) test -count=1 -run TestTheConsoleOperatesARunningSystem -artifacts -outputdir $(CURDIR)/.screenshots/system ./tests/
+	cp .screenshots/system/_artifacts/*/overview.png docs/console-overview.png
+	cp .screenshots/console/_artifacts/*/stream.png docs/console-stream.png
 	rm -rf .screenshots
 
 clean:

@@ -9,21 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-events/strata/internal/harness"
 )
-
-// fragileSQL is a projection that fails on the orders whose id starts
-// with "poison" until its check constraint is dropped: the fix an
-// operator makes before resuming or retrying.
-const fragileSQL = `-- strata:categories Order
--- strata:on-poison %[2]s
--- strata:setup
-CREATE TABLE IF NOT EXISTS %[1]s_orders (
-    order_id text PRIMARY KEY CONSTRAINT %[1]s_no_poison CHECK (order_id NOT LIKE 'poison%%')
-);
-
--- strata:on OrderCreated
-INSERT INTO %[1]s_orders VALUES (:orderId) ON CONFLICT DO NOTHING;
-`
 
 const (
 	adminSecret  = "projector-admin-token-01"
@@ -54,7 +42,7 @@ func TestTheAdminRoutesOperateTheProjections(t *testing.T) {
 	e.startRelay()
 	dir := t.TempDir()
 	for name, policy := range map[string]string{"fragile": "park", "strict": "halt"} {
-		if err := os.WriteFile(filepath.Join(dir, name+".sql"), fmt.Appendf(nil, fragileSQL, name, policy), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+".sql"), []byte(harness.FailingProjection(name, policy)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -57,10 +57,11 @@ func prepareStore(t *testing.T, extraEnv ...string) (bin string, env []string, u
 	return bin, env, url, schema
 }
 
-// serveWriter runs `writer serve` on a free port until the test ends.
-func serveWriter(t *testing.T, bin string, env []string) *writer {
+// serveWriter runs `writer serve` on a free port until the test ends,
+// with args after serve's own.
+func serveWriter(t *testing.T, bin string, env []string, args ...string) *writer {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()

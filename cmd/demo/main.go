@@ -53,6 +53,10 @@ type demo struct {
 
 	writer     *api
 	projectors []*api // their read APIs
+	// projectorAddrs are where the projectors will listen: the first is
+	// known to the writer, which passes the console's projection pages on
+	// to it.
+	projectorAddrs []string
 
 	stoppers []func() // undo what was started, in reverse order
 }
@@ -244,8 +248,9 @@ func (d *demo) startWriter(ctx context.Context, cancel context.CancelCauseFunc) 
 
 	d.say("\n$ bin/writer serve     (the HTTP API, the registry at /registry, and the relay to Kafka)")
 	addr := preferAddr("127.0.0.1:8080")
+	d.projectorAddrs = []string{freeAddr("127.0.0.1:8081"), preferAddr("127.0.0.1:8083")}
 	p, line, err := startProcess("the writer", filepath.Join(dataDir, "logs", "writer.log"), "bin/writer",
-		[]string{"serve"}, d.env("STRATA_HTTP_ADDR="+addr))
+		[]string{"serve", "--projector-url", "http://" + d.projectorAddrs[0]}, d.env("STRATA_HTTP_ADDR="+addr))
 	if err != nil {
 		return err
 	}
@@ -274,10 +279,10 @@ func (d *demo) startProjectors(ctx context.Context, cancel context.CancelCauseFu
 			d.say("   %s", <-c)
 		}
 	})
-	for i, addr := range []string{"127.0.0.1:8081", "127.0.0.1:8083"} {
+	for i, addr := range d.projectorAddrs {
 		name := fmt.Sprintf("projector %d", i+1)
 		p, line, err := startProcess(name, filepath.Join(dataDir, "logs", fmt.Sprintf("projector-%d.log", i+1)),
-			"bin/projector", []string{"run"}, d.env("STRATA_HTTP_ADDR="+preferAddr(addr)))
+			"bin/projector", []string{"run"}, d.env("STRATA_HTTP_ADDR="+addr))
 		if err != nil {
 			return err
 		}

@@ -190,6 +190,20 @@ func preferAddr(addr string) string {
 	return addr
 }
 
+// freeAddr is preferAddr with a port chosen now when addr's is taken, for
+// an address another process must know before its own starts.
+func freeAddr(addr string) string {
+	if got := preferAddr(addr); got == addr {
+		return addr
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return addr // the process will say it cannot listen
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // sleep waits d, or returns ctx's error when it ends first.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -80,13 +80,14 @@ func relayMain(ctx context.Context, args []string, getenv func(string) string, s
 	return g.Wait()
 }
 
-// newRelay builds the relay over the store, the catalog and Kafka.
+// newRelay builds the relay over the store, the catalog and Kafka; it
+// reports its state to the store while it is active.
 func newRelay(cfg *config.Config, store *postgres.Store, catalog *registry.Catalog, metrics prometheus.Registerer, log *slog.Logger) *relay.Relay {
 	kcfg := kafkaConfig(cfg)
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s/%d", host, os.Getpid())
 	leases := relay.LeasesFunc(func(ctx context.Context) (relay.Lease, error) {
-		return store.AcquireLease(ctx, "relay", time.Second)
+		return store.AcquireLease(ctx, postgres.RelayLease, time.Second)
 	})
 	newPublisher := func() (relay.Publisher, error) {
 		// The producer takes any event the writer stored: one over its
@@ -94,7 +95,10 @@ func newRelay(cfg *config.Config, store *postgres.Store, catalog *registry.Catal
 		return kafka.NewPublisher(kcfg, kafka.PublisherOptions{Instance: instance, Logger: log,
 			MaxRecordBytes: max(kafka.DefaultMaxRecordBytes, cfg.MaxEventBytes)})
 	}
-	return relay.New(store, catalog, leases, newPublisher, relay.Options{Logger: log, Metrics: metrics})
+	// The active relay keeps its state in the store, where every writer's
+	// GET /v1/relay reads it.
+	return relay.New(store, catalog, leases, newPublisher, relay.Options{Instance: instance, Report: store.SaveRelayReport,
+		Logger: log, Metrics: metrics})
 }
 
 func kafkaConfig(cfg *config.Config) kafka.Config {

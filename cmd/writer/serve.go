@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-events/strata/internal/config"
 	"github.com/strata-events/strata/internal/console"
 	"github.com/strata-events/strata/internal/httpapi"
+	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -27,7 +29,8 @@ var serveCommand = config.Command{
 	Name: "writer serve",
 	Summary: `Serves the HTTP API: appends and reads of streams, categories and $all, the
 schema registry at /registry (unless STRATA_REGISTRY_URL names an external one),
-/healthz, /readyz and /metrics; and runs the outbox relay to Kafka (see "writer
+the relay's state at /v1/relay (whichever process's relay is active), /healthz,
+/readyz and /metrics; and runs the outbox relay to Kafka (see "writer
 relay --help"), which stands by while another process's relay is active.
 
 Without STRATA_API_TOKENS nobody is authenticated, so the writer then refuses to
@@ -48,10 +51,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var maxBody int64
 	var groupSlots, maxSubs, maxSubsPerToken int
 	var withRelay, withConsole bool
+	var projectorURL string
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
 		relayFlag(fs, &withRelay)
 		fs.BoolVar(&withConsole, "console", true, "serve the web console at /console/ (its pages read and act through this API, with its tokens)")
+		fs.StringVar(&projectorURL, "projector-url", "http://127.0.0.1:8081",
+			"a projector's read API, which the console's projection pages reach through this writer at "+httpapi.ProjectorPrefix+"/; empty: none")
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
 		fs.DurationVar(&bodyTimeout, "body-timeout", httpapi.DefaultBodyTimeout, "bound on the time to receive a request's body")
 		fs.Int64Var(&maxBody, "max-body-bytes", httpapi.DefaultMaxBodyBytes, "largest request body accepted")
@@ -106,12 +112,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		onAppend = r.Notify
 	}
 	var consoleHandler http.Handler
+	var projector *url.URL
 	if withConsole {
 		consoleHandler = console.Handler()
+		if projector, err = parseProjectorURL(projectorURL); err != nil {
+			return err
+		}
 	}
 	api := httpapi.New(store, catalog, httpapi.Options{
 		OnAppend:                 onAppend,
 		Console:                  consoleHandler,
+		Projector:                projector,
 		Subscriptions:            subscribe.NewHub(ctx, store, subscribe.Options{Logger: log.With("component", "subscriptions")}),
 		Tokens:                   httpapi.TokensOf(cfg.APITokens),
 		Registry:                 registryHandler,
@@ -121,6 +132,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxSubscriptionsPerToken: maxSubsPerToken,
 		MaxEventBytes:            cfg.MaxEventBytes,
 		StoreName:                cfg.StoreName,
+		Topic:                    kafkaConfig(cfg).Topic,
+		Partition:                kafka.Partition,
 		BodyTimeout:              bodyTimeout,
 		Timeout:                  requestTimeout,
 		Ready:                    store.Ping,
@@ -151,4 +164,17 @@ func registryKind(cfg *config.Config) string {
 		return "external " + cfg.RegistryURL
 	}
 	return "embedded at /registry"
+}
+
+// parseProjectorURL checks --projector-url: an http or https URL, or empty
+// for none.
+func parseProjectorURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--projector-url %q is not the base URL of a projector's read API, such as http://127.0.0.1:8081", s)
+	}
+	return u, nil
 }

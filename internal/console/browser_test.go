@@ -1,21 +1,17 @@
 package console_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/strata-events/strata/internal/browsertest"
 	"github.com/strata-events/strata/internal/console"
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/httpapi"
@@ -28,119 +24,6 @@ const (
 	readerToken = "console-reader-token-0001"
 	adminToken  = "console-admin-token-00001"
 )
-
-// browser is a headless Chromium on one tab, which fails the test on any
-// console error or uncaught exception of the pages it shows.
-type browser struct {
-	t   *testing.T
-	ctx context.Context
-	dir string // where screenshots go
-
-	mu     sync.Mutex
-	errors []string
-}
-
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("the browser tests need Debian's chromium package (apt-get install chromium): %v", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, dir: t.ArtifactDir()}
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
-	}
-	err = chromedp.Listen(ctx, func(ev any) {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value))
-				}
-				b.errors = append(b.errors, "console error: "+strings.Join(args, " "))
-			}
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			b.errors = append(b.errors, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-	b.pageErrors(what)
-}
-
-// pageErrors fails the test with the page's errors since the last call.
-func (b *browser) pageErrors(what string) {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, e := range b.errors {
-		b.t.Errorf("%s: %s", what, e)
-	}
-	b.errors = nil
-}
-
-// open loads url and waits until the page has rendered its data.
-func (b *browser) open(url string) {
-	b.t.Helper()
-	b.run("open "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`main[data-ready="true"]`)))
-}
-
-func (b *browser) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("read %s: %v", sel, err)
-	}
-	return s
-}
-
-func evaluate[T any](b *browser, expr string) T {
-	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	b.pageErrors(expr)
-	return v
-}
-
-func (b *browser) screenshot(name string) {
-	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-}
 
 // adminPost posts body to url as an admin and fails the test unless the
 // answer has status want.
@@ -184,81 +67,81 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		},
 	})
 	seed(t, w.URL)
-	b := newBrowser(t)
+	b := browsertest.New(t)
 
 	t.Run("without a token a page says so and asks for one", func(t *testing.T) {
-		b.t = t
-		b.open(w.URL + "/console/events")
-		if got := b.text("main .error"); !strings.Contains(got, "Token needed") {
+		b.T = t
+		b.Open(w.URL + "/console/events")
+		if got := b.Text("main .error"); !strings.Contains(got, "Token needed") {
 			t.Errorf("the events page without a token says %q, want it to ask for a token", got)
 		}
 	})
 
 	t.Run("a token entered once is used by every page", func(t *testing.T) {
-		b.t = t
-		b.run("enter the token",
+		b.T = t
+		b.Run("enter the token",
 			chromedp.Click(chromedp.CSS("#token-button")),
 			chromedp.WaitVisible(chromedp.CSS("#token-input")),
 			chromedp.SendKeys(chromedp.CSS("#token-input"), adminToken),
 			chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS("main table")))
-		if got := b.text("#token-button"); got != "Token: set" {
+		if got := b.Text("#token-button"); got != "Token: set" {
 			t.Errorf("the token button says %q after a token was entered", got)
 		}
 	})
 
 	t.Run("the overview", func(t *testing.T) {
-		b.t = t
-		b.open(w.URL + "/console/")
-		got := b.text("main .cards")
+		b.T = t
+		b.Open(w.URL + "/console/")
+		got := b.Text("main .cards")
 		for _, want := range []string{"Store\nready", "Events\n3", "Streams\n1", "Categories\n1\nOrder", "3 subjects"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("the overview shows %q, want it to contain %q", got, want)
 			}
 		}
-		b.run("the live tail connects", chromedp.WaitVisible(chromedp.CSS(`#tail-state`)))
+		b.Run("the live tail connects", chromedp.WaitVisible(chromedp.CSS(`#tail-state`)))
 		appendEvents(t, w.URL, "Order-live1",
 			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live1", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`)
-		b.run("the appended event reaches the live tail", chromedp.WaitVisible(chromedp.CSS(`#tail li`)))
-		if got := b.text("#tail"); !strings.Contains(got, "Order-live1 OrderCreated · version 1") || strings.Contains(got, seedStream) {
+		b.Run("the appended event reaches the live tail", chromedp.WaitVisible(chromedp.CSS(`#tail li`)))
+		if got := b.Text("#tail"); !strings.Contains(got, "Order-live1 OrderCreated · version 1") || strings.Contains(got, seedStream) {
 			t.Errorf("the live tail shows %q, want only the event appended after the page opened", got)
 		}
-		b.screenshot("overview")
+		b.Screenshot("overview")
 	})
 
 	t.Run("all events and a category, filtered by type", func(t *testing.T) {
-		b.t = t
-		b.open(w.URL + "/console/events")
-		if got := b.text("main tbody"); strings.Count(got, seedStream) != 3 || !strings.Contains(got, "Order-live1") {
+		b.T = t
+		b.Open(w.URL + "/console/events")
+		if got := b.Text("main tbody"); strings.Count(got, seedStream) != 3 || !strings.Contains(got, "Order-live1") {
 			t.Errorf("$all lists %q, want the seed order's three events and the live one", got)
 		}
-		b.screenshot("events")
-		b.open(w.URL + "/console/categories/Order?types=OrderShipped")
-		if got := b.text("main tbody"); !strings.Contains(got, "OrderShipped") || strings.Contains(got, "OrderCreated") {
+		b.Screenshot("events")
+		b.Open(w.URL + "/console/categories/Order?types=OrderShipped")
+		if got := b.Text("main tbody"); !strings.Contains(got, "OrderShipped") || strings.Contains(got, "OrderCreated") {
 			t.Errorf("the Order category filtered to OrderShipped lists %q", got)
 		}
-		b.run("follow live", chromedp.Click(chromedp.CSS("#live")))
+		b.Run("follow live", chromedp.Click(chromedp.CSS("#live")))
 		appendEvents(t, w.URL, "Order-live3", // not of the type followed: it must not show
 			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live3", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`)
 		appendEvents(t, w.URL, "Order-live2",
 			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live2", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`,
 			`{"expectedVersion": 1, "events": [{"type": "OrderShipped", "data": {"orderId": "live2", "shippingAddress": "1 Quay Street", "timestamp": "2023-10-27T12:01:00Z"}}]}`)
 		deadline := time.Now().Add(20 * time.Second)
-		for !evaluate[bool](b, `document.querySelector("main tbody").innerText.includes("Order-live2")`) {
+		for !browsertest.Evaluate[bool](b, `document.querySelector("main tbody").innerText.includes("Order-live2")`) {
 			if time.Now().After(deadline) {
-				t.Fatalf("the followed category never showed Order-live2's OrderShipped; it shows %q", b.text("main tbody"))
+				t.Fatalf("the followed category never showed Order-live2's OrderShipped; it shows %q", b.Text("main tbody"))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if got := b.text("main tbody"); strings.Contains(got, "Order-live3") || strings.Contains(got, "OrderCreated") {
+		if got := b.Text("main tbody"); strings.Contains(got, "Order-live3") || strings.Contains(got, "OrderCreated") {
 			t.Errorf("the category followed for OrderShipped shows %q", got)
 		}
 	})
 
 	t.Run("the stream page shows the seed order's three events decoded", func(t *testing.T) {
-		b.t = t
-		b.open(w.URL + "/console/streams/" + seedStream)
-		if n := evaluate[int](b, `document.querySelectorAll("article.event").length`); n != 3 {
+		b.T = t
+		b.Open(w.URL + "/console/streams/" + seedStream)
+		if n := browsertest.Evaluate[int](b, `document.querySelectorAll("article.event").length`); n != 3 {
 			t.Fatalf("the stream page shows %d events, want 3", n)
 		}
 		for sel, want := range map[string]string{
@@ -268,15 +151,15 @@ func TestTheConsoleInABrowser(t *testing.T) {
 			"#v1 dl":        `"correlationId": "c-1"`,
 			"#v1 dd.schema": "example.orders.OrderCreated version 1",
 		} {
-			if got := b.text(sel); !strings.Contains(got, want) {
+			if got := b.Text(sel); !strings.Contains(got, want) {
 				t.Errorf("%s shows %q, want it to contain %s", sel, got, want)
 			}
 		}
-		b.screenshot("stream")
+		b.Screenshot("stream")
 	})
 
 	t.Run("an event written with an earlier schema version is shown upcast", func(t *testing.T) {
-		b.t = t
+		b.T = t
 		v1, err := os.ReadFile(filepath.Join(writertest.SchemasDir(), "OrderShipped.avsc"))
 		if err != nil {
 			t.Fatal(err)
@@ -284,52 +167,52 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		v2 := strings.Replace(string(v1), `"fields": [`, `"fields": [{"name": "carrier", "type": "string", "default": "unknown"},`, 1)
 		body, _ := json.Marshal(map[string]string{"schema": v2})
 		adminPost(t, w.URL+"/registry/subjects/example.orders.OrderShipped/versions", string(body), http.StatusOK)
-		b.open(w.URL + "/console/streams/" + seedStream)
-		if got := b.text("#v3 dd.schema"); !strings.Contains(got, "example.orders.OrderShipped version 1") || !strings.Contains(got, "shown upcast to version 2") {
+		b.Open(w.URL + "/console/streams/" + seedStream)
+		if got := b.Text("#v3 dd.schema"); !strings.Contains(got, "example.orders.OrderShipped version 1") || !strings.Contains(got, "shown upcast to version 2") {
 			t.Errorf("the OrderShipped event, written with v1 of 2, says %q", got)
 		}
-		if got := b.text("#v3 pre.data"); !strings.Contains(got, `"carrier": "unknown"`) {
+		if got := b.Text("#v3 pre.data"); !strings.Contains(got, `"carrier": "unknown"`) {
 			t.Errorf("the OrderShipped event upcast to v2 shows %q, want the new field's default", got)
 		}
-		if got := b.text("#v1 dd.schema"); strings.Contains(got, "upcast") {
+		if got := b.Text("#v1 dd.schema"); strings.Contains(got, "upcast") {
 			t.Errorf("the OrderCreated event, written with its latest schema, says %q", got)
 		}
 	})
 
 	t.Run("the append form shows a schema violation's path, then appends", func(t *testing.T) {
-		b.t = t
-		b.open(w.URL + "/console/streams/" + seedStream)
-		evaluate[bool](b, `window.confirm = () => true; true`)
-		b.run("append bad data",
+		b.T = t
+		b.Open(w.URL + "/console/streams/" + seedStream)
+		browsertest.Evaluate[bool](b, `window.confirm = () => true; true`)
+		b.Run("append bad data",
 			chromedp.SendKeys(chromedp.CSS(`input[name="type"]`), "OrderItemAdded"),
 			chromedp.SetValue(chromedp.CSS(`textarea[name="data"]`), `{"orderId": "a1b2c3d4", "itemId": "bolt", "quantity": "three", "price": "0.25", "timestamp": "2023-10-27T10:06:00Z"}`),
 			chromedp.Click(chromedp.CSS(`form[aria-labelledby="append-title"] button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`form[aria-labelledby="append-title"] .error`)))
-		got := b.text(`form[aria-labelledby="append-title"] .error`)
+		got := b.Text(`form[aria-labelledby="append-title"] .error`)
 		if !strings.Contains(got, "schema_violation") || !strings.Contains(got, "quantity") {
 			t.Errorf("the append form shows %q, want a schema_violation naming the field quantity", got)
 		}
-		b.run("append good data",
+		b.Run("append good data",
 			chromedp.SetValue(chromedp.CSS(`textarea[name="data"]`), `{"orderId": "a1b2c3d4", "itemId": "bolt", "quantity": 3, "price": "0.25", "timestamp": "2023-10-27T10:06:00Z"}`),
 			chromedp.Click(chromedp.CSS(`form[aria-labelledby="append-title"] button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`form[aria-labelledby="append-title"] .ok`)))
-		if got := b.text(`form[aria-labelledby="append-title"] .ok`); !strings.Contains(got, "version 4") {
+		if got := b.Text(`form[aria-labelledby="append-title"] .ok`); !strings.Contains(got, "version 4") {
 			t.Errorf("the append form says %q, want version 4", got)
 		}
-		b.run("append at a version passed",
+		b.Run("append at a version passed",
 			chromedp.Click(chromedp.CSS(`form[aria-labelledby="append-title"] button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`form[aria-labelledby="append-title"] .error`)))
-		if got := b.text(`form[aria-labelledby="append-title"] .error`); !strings.Contains(got, "wrong_expected_version") ||
+		if got := b.Text(`form[aria-labelledby="append-title"] .error`); !strings.Contains(got, "wrong_expected_version") ||
 			!strings.Contains(got, "Expected version\n3") || !strings.Contains(got, "Actual version\n4") {
 			t.Errorf("a second append at version 3 shows %q, want wrong_expected_version, expected 3, actual 4", got)
 		}
 	})
 
 	t.Run("the schema check gives the registry's verdict", func(t *testing.T) {
-		b.t = t
+		b.T = t
 		subject := "example.orders.OrderShipped"
-		b.open(w.URL + "/console/schemas/" + subject)
-		b.screenshot("schema")
+		b.Open(w.URL + "/console/schemas/" + subject)
+		b.Screenshot("schema")
 		compatible, err := os.ReadFile(filepath.Join(writertest.SchemasDir(), "OrderShipped.avsc"))
 		if err != nil {
 			t.Fatal(err)
@@ -342,34 +225,34 @@ func TestTheConsoleInABrowser(t *testing.T) {
 			{"compatible", string(compatible), ".ok", "Compatible"},
 			{"incompatible", incompatible, ".error", "carrier"},
 		} {
-			b.run("check the "+c.name+" schema",
+			b.Run("check the "+c.name+" schema",
 				chromedp.SetValue(chromedp.CSS(`textarea[name="schema"]`), c.schema),
 				chromedp.Click(chromedp.CSS(`form[aria-labelledby="check-title"] button[type="submit"]`)),
 				chromedp.WaitVisible(chromedp.CSS(`form[aria-labelledby="check-title"] `+c.sel)))
-			if got := b.text(`form[aria-labelledby="check-title"] ` + c.sel); !strings.Contains(got, c.want) {
+			if got := b.Text(`form[aria-labelledby="check-title"] ` + c.sel); !strings.Contains(got, c.want) {
 				t.Errorf("checking the %s schema shows %q, want it to contain %q", c.name, got, c.want)
 			}
 		}
-		b.open(w.URL + "/console/schemas/example.orders.OrderItemAdded?version=2&against=1")
-		if got := b.text("pre.diff"); !strings.Contains(got, "+ ") {
+		b.Open(w.URL + "/console/schemas/example.orders.OrderItemAdded?version=2&against=1")
+		if got := b.Text("pre.diff"); !strings.Contains(got, "+ ") {
 			t.Errorf("the differences between OrderItemAdded v1 and v2 show %q, want added lines", got)
 		}
 	})
 
 	t.Run("at 390 px wide nothing overflows the page", func(t *testing.T) {
-		b.t = t
+		b.T = t
 		for name, page := range map[string]string{
 			"overview": "/console/", "events": "/console/events",
 			"stream": "/console/streams/" + seedStream, "schema": "/console/schemas/example.orders.OrderShipped",
 		} {
-			b.run("narrow "+page, chromedp.EmulateViewport(390, 844))
-			b.open(w.URL + page)
-			if evaluate[bool](b, `document.documentElement.scrollWidth > window.innerWidth`) {
+			b.Run("narrow "+page, chromedp.EmulateViewport(390, 844))
+			b.Open(w.URL + page)
+			if browsertest.Evaluate[bool](b, `document.documentElement.scrollWidth > window.innerWidth`) {
 				t.Errorf("%s is wider than a 390 px screen", page)
 			}
-			b.screenshot(name + "-390px")
+			b.Screenshot(name + "-390px")
 		}
-		b.run("wide again", chromedp.EmulateViewport(1280, 900))
+		b.Run("wide again", chromedp.EmulateViewport(1280, 900))
 	})
-	t.Logf("screenshots in %s", b.dir)
+	t.Logf("screenshots in %s", b.Dir)
 }

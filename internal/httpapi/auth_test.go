@@ -37,6 +37,7 @@ func TestTheAuthMatrix(t *testing.T) {
 		{"read a stream", "GET", "/v1/streams/Order-1/events", "", RoleReader},
 		{"read a category", "GET", "/v1/categories/Order/events", "", RoleReader},
 		{"read all", "GET", "/v1/events", "", RoleReader},
+		{"the relay's status", "GET", "/v1/relay", "", RoleReader},
 		{"get a schema", "GET", "/registry/schemas/ids/1", "", RoleReader},
 		{"list subjects", "GET", "/registry/subjects", "", RoleReader},
 		{"look a schema up", "POST", "/registry/subjects/example.orders.OrderCreated", `{"schema": "{}"}`, RoleReader},

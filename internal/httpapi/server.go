@@ -1,6 +1,7 @@
 // Package httpapi is the writer's HTTP API (the contract's §2): appending to
 // and reading streams, reading categories and $all by cursor, the schema
-// registry mounted at /registry, and /healthz, /readyz and /metrics.
+// registry mounted at /registry, the relay's state at /v1/relay, and
+// /healthz, /readyz and /metrics.
 //
 // Every handler returns an error, and one function turns errors into the
 // contract's status codes and bodies. Bearer tokens, when configured, are
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +55,9 @@ type Options struct {
 	// Console, when set, is served under /console/ with no token: it
 	// serves the console's pages, which read and act through this API.
 	Console http.Handler
+	// Projector, when set with Console, is the base URL of a projector's
+	// read API, which the console reaches under ProjectorPrefix.
+	Projector *url.URL
 	// Tokens are the accepted bearer tokens; none turns authentication
 	// off (the writer then listens only on loopback unless told not to).
 	Tokens []Token
@@ -71,6 +76,12 @@ type Options struct {
 	// StoreName is the relay's CloudEvents source (STRATA_STORE_NAME), a
 	// header of every record, counted in its size.
 	StoreName string
+	// Topic names the Kafka topic of a category's events
+	// (kafka.Config.Topic), and Partition gives a record key's partition
+	// among n (kafka.Partition): with them, GET /v1/relay?stream= says
+	// where a stream's events go. Without them it refuses the parameter.
+	Topic     func(category string) string
+	Partition func(key []byte, n int) int32
 	// BodyTimeout bounds the time to receive a request's body, from the
 	// request's start; default DefaultBodyTimeout (see RouterOptions).
 	BodyTimeout time.Duration
@@ -158,6 +169,9 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 			return nil
 		})
 	}
+	if rs, ok := store.(eventstore.RelayStatusReader); ok {
+		s.router.Handle("GET /v1/relay", "relay_status", RoleReader, s.relayStatus(rs))
+	}
 	if tailer, ok := store.(subscribe.Store); ok {
 		hub := opts.Subscriptions
 		if hub == nil {
@@ -178,6 +192,7 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 			http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 			return nil
 		})
+		s.proxyProjector(opts.Projector)
 	}
 	if opts.Registry != nil {
 		registry := http.StripPrefix("/registry", opts.Registry)

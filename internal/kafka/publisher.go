@@ -85,6 +85,8 @@ type Publisher struct {
 	// recorded is the partition count of each topic as the last
 	// committed checkpoint has it: its records were published with it.
 	recorded map[string]int
+	// committed is the last committed checkpoint.
+	committed Checkpoint
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -248,8 +250,15 @@ func (p *Publisher) Init(ctx context.Context) (Checkpoint, error) {
 	if p.recorded == nil {
 		p.recorded = map[string]int{}
 	}
+	p.committed = cp
 	return cp, nil
 }
+
+// Committed returns the checkpoint that Init read or, after a Publish
+// that committed, the one it committed (with this publisher's Instance,
+// its time and the partition counts). The caller must not change its
+// Partitions.
+func (p *Publisher) Committed() Checkpoint { return p.committed }
 
 // waitNoOpenTransaction waits until no transaction of producer (this
 // store's: its id stays the same from one epoch to the next) is open on
@@ -496,7 +505,7 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}); err != nil {
 		return p.fenced(fmt.Errorf("commit: %w", err))
 	}
-	p.recorded = partitions
+	p.recorded, p.committed = partitions, cp
 	return nil
 }
 

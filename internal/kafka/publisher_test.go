@@ -75,6 +75,9 @@ func TestPublishedBatchesAndTheirCheckpointCommitTogether(t *testing.T) {
 			t.Fatalf("Publish %d: %v", i, err)
 		}
 	}
+	if c := p.Committed(); c.Cursor != "after-2" || c.Relay != "first" || c.At.IsZero() || c.Partitions[cfg.Topic("Order")] != 3 {
+		t.Errorf("Committed() after three batches = %+v, want the third checkpoint with its relay, time and partitions", c)
+	}
 	records := consume(t, cfg, cfg.Topic("Order"))
 	if len(records) != 6 {
 		t.Fatalf("topic holds %d records, want 6", len(records))
@@ -86,9 +89,13 @@ func TestPublishedBatchesAndTheirCheckpointCommitTogether(t *testing.T) {
 		}
 	}
 	// A new publisher resumes from the last committed checkpoint.
-	cp, err = newPublisher(t, cfg, "second").Init(ctx)
+	second := newPublisher(t, cfg, "second")
+	cp, err = second.Init(ctx)
 	if err != nil || cp.Cursor != "after-2" || cp.Position != 6 || cp.Relay != "first" {
 		t.Errorf("Init after three batches = %+v, %v; want the third checkpoint", cp, err)
+	}
+	if c := second.Committed(); c.Cursor != cp.Cursor || c.Relay != "first" {
+		t.Errorf("Committed() after Init = %+v, want the checkpoint Init read", c)
 	}
 }
 

@@ -66,7 +66,9 @@ func (r *Relay) Status() Status {
 // halt holds the lease without publishing until ctx ends or the lease is
 // lost, after a HaltError: nothing is retried.
 func (r *Relay) halt(ctx context.Context, lease Lease, h *HaltError) error {
-	r.halted.Store(&Halt{HaltError: *h, Since: time.Now()})
+	halt := &Halt{HaltError: *h, Since: time.Now()}
+	r.halted.Store(halt)
+	r.reports.halted(halt)
 	gauge := r.metrics.halted.WithLabelValues(h.Reason)
 	gauge.Set(1)
 	defer func() { gauge.Set(0); r.halted.Store(nil) }()

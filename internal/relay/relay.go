@@ -82,10 +82,13 @@ func (f LeasesFunc) Acquire(ctx context.Context) (Lease, error) { return f(ctx) 
 // Publisher writes to Kafka. Init fences older publishers and returns the
 // last committed checkpoint; Publish commits events and a checkpoint in
 // one transaction, after beforeCommit, and returns an error wrapping
-// ErrFenced when another publisher has taken over.
+// ErrFenced when another publisher has taken over. Committed returns the
+// checkpoint last committed, as Kafka holds it: with the relay's name, the
+// time and the partition counts the publisher adds to it.
 type Publisher interface {
 	Init(ctx context.Context) (Checkpoint, error)
 	Publish(ctx context.Context, events []Event, cp Checkpoint, beforeCommit func(context.Context) error) error
+	Committed() Checkpoint
 	Close()
 }
 
@@ -130,9 +133,23 @@ type Options struct {
 	// Fault, when set, is called at named points of the relay's work;
 	// an error from it stops this relay there, as a crash would. For
 	// tests: "init", "read", "publish", "commit", "published".
-	Fault   func(point string) error
-	Logger  *slog.Logger
-	Metrics prometheus.Registerer
+	Fault func(point string) error
+	// Report, when set, is given the relay's state while it is the
+	// active relay: when a term begins (after the checkpoint is loaded),
+	// after commits at most once per ReportInterval, and when it halts
+	// (postgres.Store.SaveRelayReport keeps it for every writer to
+	// tell). It is called from a goroutine of its own, one call at a time,
+	// with the latest state only, so that it never holds publishing up;
+	// its ctx ends after 5s, and when the relay gives its lease up, and it
+	// must return soon after. A failed report is logged
+	// (at most once a minute) and tried again with the latest state after
+	// the interval.
+	Report func(ctx context.Context, r eventstore.RelayReport) error
+	// Instance names this relay in its reports (as
+	// kafka.PublisherOptions.Instance does in checkpoints).
+	Instance string
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
 }
 
 // Relay publishes the store's events. Run it; it is safe to call Notify
@@ -146,6 +163,7 @@ type Relay struct {
 	log          *slog.Logger
 	wake         chan struct{}
 	metrics      *metrics
+	reports      *reporter    // nil: no Options.Report
 	lastCommit   atomic.Int64 // UnixNano of the last committed checkpoint
 	committed    atomic.Int64 // batches committed
 	events       atomic.Int64 // events published in committed batches
@@ -182,6 +200,7 @@ func New(src Source, schemas Schemas, leases Leases, newPublisher func() (Publis
 	r := &Relay{src: src, schemas: schemas, leases: leases, newPublisher: newPublisher, opts: opts,
 		log: opts.Logger.With("component", "relay"), wake: make(chan struct{}, 1)}
 	r.metrics = newMetrics(opts.Metrics, r)
+	r.reports = newReporter(opts, r.log)
 	return r
 }
 
@@ -218,7 +237,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.log.Info("holding the relay lease: publishing")
 		r.metrics.active.Set(1)
 		r.active.Store(true)
-		err = r.lead(ctx, lease)
+		stopReports := r.reports.run(ctx)
+		err = r.lead(ctx, lease, time.Now())
+		stopReports()
 		r.active.Store(false)
 		r.metrics.active.Set(0)
 		lease.Release()
@@ -236,15 +257,15 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// lead publishes while the relay holds lease. Each term starts from the
-// committed checkpoint of a new publisher; a failure ends the term. The
-// backoff grows with failures in a row: a term that committed something
-// starts the count again, or an outage late in a long run would be met
-// with the longest waits at once.
-func (r *Relay) lead(ctx context.Context, lease Lease) error {
+// lead publishes while the relay holds lease, which it took at since.
+// Each term starts from the committed checkpoint of a new publisher; a
+// failure ends the term. The backoff grows with failures in a row: a term
+// that committed something starts the count again, or an outage late in a
+// long run would be met with the longest waits at once.
+func (r *Relay) lead(ctx context.Context, lease Lease, since time.Time) error {
 	for failures := 0; ctx.Err() == nil; failures++ {
 		before := r.committed.Load()
-		err := r.term(ctx, lease)
+		err := r.term(ctx, lease, since)
 		if r.committed.Load() > before {
 			failures = 0
 		}
@@ -283,7 +304,7 @@ type page struct {
 // term publishes from the committed checkpoint until something fails. A
 // reader reads and prepares the next pages while the current one is being
 // published: pages commit one transaction each, in order.
-func (r *Relay) term(ctx context.Context, lease Lease) error {
+func (r *Relay) term(ctx context.Context, lease Lease, since time.Time) error {
 	pub, err := r.newPublisher()
 	if err != nil {
 		return err
@@ -303,6 +324,7 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 	}
 	r.lastCommit.Store(time.Now().UnixNano())
 	r.log.Info("resuming from the committed checkpoint", "position", cp.Position, "published", cp.Published, "by", cp.Relay)
+	r.reports.started(since, cp)
 
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -361,11 +383,12 @@ func (r *Relay) term(ctx context.Context, lease Lease) error {
 		if err := r.fault("published"); err != nil {
 			return err
 		}
+		lag := 0.0
 		if p.full {
-			r.metrics.lagSeconds.Set(time.Since(last.RecordedAt).Seconds())
-		} else {
-			r.metrics.lagSeconds.Set(0)
+			lag = time.Since(last.RecordedAt).Seconds()
 		}
+		r.metrics.lagSeconds.Set(lag)
+		r.reports.committed(pub.Committed(), lag)
 	}
 }
 

@@ -85,7 +85,11 @@ func (e *env) relay(opts relay.Options) *relay.Relay {
 }
 
 // start runs a relay until the test ends or the returned stop is called.
-func (e *env) start(r *relay.Relay) (stop func() error) {
+func (e *env) start(r *relay.Relay) (stop func() error) { return run(e.t, r) }
+
+// run runs r until t ends or the returned stop is called; stop returns
+// Run's error.
+func run(t *testing.T, r *relay.Relay) (stop func() error) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
@@ -95,7 +99,7 @@ func (e *env) start(r *relay.Relay) (stop func() error) {
 		once.Do(func() { cancel(); err = <-done })
 		return err
 	}
-	e.t.Cleanup(func() { stop() })
+	t.Cleanup(func() { stop() })
 	return stop
 }
 

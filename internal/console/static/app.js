@@ -14,12 +14,21 @@ function el(tag, attrs = {}, ...children) {
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
+  return add(e, ...children);
+}
+
+// add appends children to e as el does: nodes, strings as text, and
+// nothing for undefined, null or false.
+function add(e, ...children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : String(c));
   }
   return e;
 }
+
+// fill replaces e's children with children, as add appends them.
+const fill = (e, ...children) => { e.replaceChildren(); return add(e, ...children); };
 
 const link = (href, text) => el("a", { href }, text);
 const streamLink = (id) => link("/console/streams/" + encodeURIComponent(id), id);
@@ -117,10 +126,12 @@ async function overview() {
   const rate = el("div", { class: "card", "aria-live": "polite" }, el("div", { class: "muted" }, "Growth"),
     el("div", { class: "big", id: "rate" }, "measuring…"), el("div", { class: "muted", id: "rate-note" }, "from the last position, every 5 s"));
   show(el("h1", {}, "Overview"), cards);
-  const [ready, subjects, store] = await Promise.allSettled([
+  const [ready, subjects, store, relay, projections] = await Promise.allSettled([
     fetch("/readyz").then((r) => r.ok),
     api("/registry/subjects"),
     api("/v1/store"),
+    api("/v1/relay"),
+    api(projectorAPI),
   ]);
   const card = (label, value, ...more) => el("div", { class: "card" }, el("div", { class: "muted" }, label), el("div", { class: "big" }, value), more);
   cards.append(card("Store", ready.status === "fulfilled" && ready.value ? "ready" : "not ready", link("/console/events", "All events")));
@@ -142,6 +153,35 @@ async function overview() {
   cards.append(subjects.status === "fulfilled"
     ? card("Schemas", subjects.value.length + " subjects", link("/console/schemas", "Subjects"))
     : el("div", { class: "card" }, el("div", { class: "muted" }, "Schemas"), errorBox(subjects.reason)));
+  cards.append(relay.status === "fulfilled" ? relayCard(relay.value)
+    : el("div", { class: "card", id: "relay" }, el("div", { class: "muted" }, "Relay to Kafka"), errorBox(relay.reason)));
+  const list = el("div", { class: "card wide", id: "projections" }, el("div", { class: "muted" }, "Projections"));
+  if (projections.status === "fulfilled") {
+    const all = projections.value.projections;
+    add(list, all.length ? el("ul", { class: "plain" }, all.map((p) => el("li", {},
+      link("/console/projections/" + encodeURIComponent(p.name), p.name), " ", stateBadge(p.state),
+      " · lag " + p.lag.toLocaleString("en") + " · " + perSecond(p.eventsPerSecond)))) : el("p", {}, "None yet."),
+    link("/console/projections", "All projections"));
+  } else {
+    list.append(errorBox(projections.reason));
+  }
+  cards.append(list);
+}
+
+// relayCard says which relay publishes, from where, and how far behind.
+function relayCard(r) {
+  const c = el("div", { class: "card", id: "relay" }, el("div", { class: "muted" }, "Relay to Kafka"));
+  if (!r.instance) {
+    c.append(el("div", { class: "big" }, r.active ? "active" : "none active"), el("div", { class: "muted" }, "no relay has reported yet"));
+    return c;
+  }
+  add(c, el("div", { class: "big" }, r.halted ? "halted" : r.active ? "publishing" : "none active"),
+    el("div", {}, (r.active ? "active: " : "last active: ") + r.instance, r.activeSince ? [", since ", time(r.activeSince)] : null),
+    r.checkpoint ? el("div", {}, "checkpoint: position " + r.checkpoint.position + ", " +
+      r.checkpoint.published.toLocaleString("en") + " published, ", r.checkpoint.at ? time(r.checkpoint.at) : "never committed") : null,
+    el("div", {}, "lag: " + (r.lagEvents ?? "?") + " events" + (r.lagSeconds ? ", " + r.lagSeconds.toFixed(1) + " s" : "")),
+    r.halted ? el("div", { class: "error" }, el("strong", {}, r.halted.reason + ": "), r.halted.message) : null);
+  return c;
 }
 
 // follow reads the subscription at url and calls onEvent with each
@@ -318,11 +358,17 @@ async function stream(id) {
     if (high < version) pager.append(el("a", { class: "button", href: here + "?from=" + (high + 1) }, "Later"));
     pager.append(el("a", { href: here + "?direction=backward" }, "Latest first"), el("a", { href: here }, "From version 1"));
   }
-  const schemas = page ? await schemaInfo(page.events) : {};
+  const [schemas, kafka] = await Promise.all([
+    page ? schemaInfo(page.events) : {},
+    api("/v1/relay?stream=" + encodeURIComponent(id)).then((r) => r.stream, () => null),
+  ]);
   show(
     el("h1", {}, "Stream ", id),
     el("p", { class: "muted" }, failure ? "This stream has no events yet." : "Version " + version + " · category " +
       id.split("-")[0] + " · ", failure ? null : link("/console/categories/" + encodeURIComponent(id.split("-")[0]), "its category")),
+    kafka ? el("p", { id: "kafka" }, "Published to Kafka topic ", el("code", {}, kafka.topic), kafka.partition !== undefined
+      ? ", partition " + kafka.partition + " (every event of the stream goes there, in order)"
+      : " (its partition is known once the relay has published to the topic)") : null,
     page ? page.events.map((e) => eventCard(e, schemas[e.schemaId])) : null,
     pager,
     appendForm(id, version),
@@ -464,6 +510,155 @@ function checkForm(name, latest) {
   return form;
 }
 
+// ---- projections: through the writer, from a projector's read API ----
+
+const projectorAPI = "/console/projector/v1/projections";
+const perSecond = (r) => (r === undefined || r === null ? "? events/s" : r.toFixed(1) + " events/s");
+const stateBadge = (state) => el("span", { class: "badge " + state }, state);
+
+async function projections() {
+  document.title = "Projections · Strata console";
+  const all = (await api(projectorAPI)).projections;
+  show(
+    el("h1", {}, "Projections"),
+    el("p", { class: "muted" }, "As a projector's read API reports them (writer serve --projector-url)."),
+    all.length ? el("div", { class: "table" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Projection", "State", "Lag", "Rate", "Applied", "Parked", "On poison", "Generation"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, all.map((p) => el("tr", {},
+        el("td", {}, link("/console/projections/" + encodeURIComponent(p.name), p.name)),
+        el("td", {}, stateBadge(p.state), p.rebuild ? " rebuilding" : null),
+        el("td", { class: "num" }, p.lag.toLocaleString("en")),
+        el("td", { class: "num" }, perSecond(p.eventsPerSecond)),
+        el("td", { class: "num" }, p.applied.toLocaleString("en")),
+        el("td", { class: "num" }, p.parked),
+        el("td", {}, p.policy || "-"),
+        el("td", { class: "num" }, p.generation)))))) : el("p", {}, "No projections yet."),
+  );
+}
+
+// act confirms an action, runs it, and says how it went in out.
+async function act(out, question, run, success) {
+  if (!confirm(question)) return false;
+  out.replaceChildren(el("p", { class: "muted" }, "Working…"));
+  try {
+    const res = await run();
+    out.replaceChildren(el("div", { class: "ok", role: "status" }, success(res)));
+    return true;
+  } catch (err) {
+    out.replaceChildren(errorBox(err));
+    return false;
+  }
+}
+
+async function projectionPage(name) {
+  document.title = name + " · Strata console";
+  const base = projectorAPI + "/" + encodeURIComponent(name);
+  const status = el("section", { id: "status", "aria-live": "polite" });
+  const outcome = el("div", { id: "outcome", "aria-live": "polite" });
+  const parked = el("section", { id: "parked" });
+  const render = async () => {
+    const s = await api(base);
+    fill(status,
+      el("p", {}, stateBadge(s.state), " · generation " + s.generation + " · on poison " + (s.policy || "-") + " · lag " +
+        s.lag.toLocaleString("en") + " events · " + perSecond(s.eventsPerSecond) + " · " + s.applied.toLocaleString("en") + " applied · " + s.parked + " parked"),
+      s.halted ? haltBox(s.halted, name, base, outcome, refresh) : null,
+      s.rebuild ? el("p", { id: "rebuilding" }, "Rebuild of generation " + s.rebuild.generation + ", started ", time(s.rebuild.startedAt), ": ",
+        el("progress", { max: s.rebuild.total || 1, value: s.rebuild.done, "aria-label": "rebuild progress" }),
+        " " + s.rebuild.done.toLocaleString("en") + " of " + (s.rebuild.total ?? "?") + " events (one interrupted resumes when started again)") : null,
+      el("h2", {}, "Partitions"),
+      el("div", { class: "table" }, el("table", {},
+        el("thead", {}, el("tr", {}, ["Topic", "Partition", "Next offset", "End", "Lag", "Updated"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, s.partitions.map((p) => el("tr", {},
+          el("td", {}, p.topic), el("td", { class: "num" }, p.partition), el("td", { class: "num" }, p.offset),
+          el("td", { class: "num" }, p.end < 0 ? "?" : p.end), el("td", { class: "num" }, p.lag),
+          el("td", {}, p.updatedAt ? time(p.updatedAt) : "-")))))));
+    return s;
+  };
+  const renderParked = async () => {
+    const list = (await api(base + "/parked?limit=100")).parked;
+    fill(parked, el("h2", {}, "Parked events"), list.length ? el("div", { class: "table" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Id", "Parked", "Event", "Record", "Attempts", "Error", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, list.map((p) => parkedRow(p, base, outcome, refresh))))) : el("p", { class: "muted" }, "None."));
+  };
+  const refresh = () => Promise.all([render(), renderParked()]).catch((err) => outcome.replaceChildren(errorBox(err)));
+  const rebuildOut = el("div", { "aria-live": "polite", id: "rebuild-outcome" });
+  const restart = el("input", { type: "checkbox", name: "restart" });
+  const rebuild = el("form", { class: "stack", "aria-labelledby": "rebuild-title" },
+    el("h2", { id: "rebuild-title" }, "Rebuild"),
+    el("p", { class: "muted" }, "Replays every event of the projection's topics into fresh tables while the current ones keep serving, then swaps them in. " +
+      "An interrupted rebuild resumes where it stopped, unless started again from scratch."),
+    el("label", { class: "inline" }, el("span", {}, restart, " Start again from scratch")),
+    el("div", {}, el("button", { type: "submit", id: "rebuild" }, "Start a rebuild")),
+    rebuildOut);
+  rebuild.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let run = null;
+    const ok = await act(rebuildOut, "Rebuild " + name + (restart.checked ? " from scratch" : "") + "?",
+      async () => (run = await api(base + "/rebuild" + (restart.checked ? "?restart=true" : ""), { method: "POST" })),
+      (r) => "Rebuild of generation " + r.generation + (r.resumed ? " resumed" : " started") + "; its progress shows above.");
+    if (ok) watchRebuild(base, run.generation, rebuildOut, render);
+  });
+  show(el("h1", {}, "Projection ", name), status, outcome, parked, rebuild);
+  await Promise.all([render(), renderParked()]);
+  const timer = setInterval(() => {
+    if (!status.isConnected) return clearInterval(timer); // another page
+    render().catch((err) => status.replaceChildren(errorBox(err)));
+  }, 2000);
+}
+
+// haltBox shows the event that halted a projection, with the way on.
+function haltBox(h, name, base, out, refresh) {
+  const resume = el("button", { type: "button", id: "resume", onclick: async () => {
+    const ok = await act(out, "Resume " + name + "? Its workers try the event that halted it again: fix the cause first.",
+      () => api(base + "/resume", { method: "POST" }),
+      (r) => r.resumed ? name + " resumed: its workers go on with " + (r.halt.streamId || "the event") + (r.halt.version ? " version " + r.halt.version : "") + "."
+        : name + " was not halted.");
+    if (ok) refresh();
+  } }, "Resume");
+  return el("div", { class: "error", role: "alert" },
+    el("strong", {}, "Halted "), time(h.at), " on ", h.streamId ? [streamLink(h.streamId), " version " + h.version + " (" + h.type + ")"] : "a record",
+    " at " + h.topic + "[" + h.partition + "] offset " + h.offset + ": ", el("div", {}, el("pre", {}, h.error)),
+    h.gapAfter !== undefined ? el("p", {}, "A gap: versions " + (h.gapAfter + 1) + " to " + (h.version - 1) + " never came. Resuming accepts it.") : null,
+    el("div", {}, resume));
+}
+
+function parkedRow(p, base, out, refresh) {
+  const url = base + "/parked/" + p.id;
+  const what = (p.streamId || "record") + (p.version ? " version " + p.version : "");
+  const retry = el("button", { type: "button", class: "retry", onclick: async () => {
+    if (await act(out, "Apply " + what + " again? Fix what made it fail first.", () => api(url + "/retry", { method: "POST" }),
+      () => "Applied " + what + " on retry; it is no longer parked.")) refresh();
+  } }, "Retry");
+  const discard = el("button", { type: "button", class: "secondary discard", onclick: async () => {
+    if (await act(out, "Discard " + what + " for good? The projection will never apply it (a rebuild meets it again).",
+      () => api(url, { method: "DELETE" }), () => "Discarded " + what + ".")) refresh();
+  } }, "Discard");
+  return el("tr", { id: "parked-" + p.id },
+    el("td", { class: "num" }, p.id), el("td", {}, time(p.parkedAt)),
+    el("td", {}, p.streamId ? [streamLink(p.streamId), " v" + p.version + " " + p.type] : "-"),
+    el("td", {}, p.topic + "[" + p.partition + "]@" + p.offset), el("td", { class: "num" }, p.attempts),
+    el("td", {}, el("pre", {}, p.error)), el("td", { class: "actions" }, retry, " ", discard));
+}
+
+// watchRebuild polls a rebuild started here until it ends, and says how.
+function watchRebuild(base, generation, out, render) {
+  const timer = setInterval(async () => {
+    if (!out.isConnected) return clearInterval(timer);
+    try {
+      const run = await api(base + "/rebuild");
+      if (run.state === "running") return;
+      clearInterval(timer);
+      out.replaceChildren(run.state === "done"
+        ? el("div", { class: "ok", role: "status" }, "Rebuilt: generation " + run.generation + " serves now.")
+        : el("div", { class: "error", role: "alert" }, el("strong", {}, "The rebuild failed: "), run.error));
+      render();
+    } catch (err) {
+      clearInterval(timer);
+      out.replaceChildren(errorBox(err));
+    }
+  }, 1000);
+}
+
 function notFound() {
   document.title = "Not found · Strata console";
   show(el("h1", {}, "No such page"), el("p", {}, link("/console/", "Back to the overview")));
@@ -483,6 +678,8 @@ async function route() {
     else if (parts[0] === "streams" && parts.length === 2) await stream(parts[1]);
     else if (parts[0] === "schemas" && parts.length === 1) await schemas();
     else if (parts[0] === "schemas" && parts.length === 2) await subject(parts[1]);
+    else if (parts[0] === "projections" && parts.length === 1) await projections();
+    else if (parts[0] === "projections" && parts.length === 2) await projectionPage(parts[1]);
     else notFound();
   } catch (err) {
     show(el("h1", {}, "Could not load this page"), errorBox(err));
