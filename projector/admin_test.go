@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/orders"
+	"github.com/strata-events/strata/projector"
 )
 
 const (
@@ -214,5 +216,49 @@ func TestTheAdminRoutesOperateTheProjections(t *testing.T) {
 	if run.State != "done" || serving.Generation != run.Generation || serving.Parked != 2 || rows("fragile_orders") != "fine1" {
 		t.Errorf("fragile's rebuild ended %+v; generation %d serves %q with %d parked, want it done, serving, fine1 only and 2 parked",
 			run, serving.Generation, rows("fragile_orders"), serving.Parked)
+	}
+
+	// The command line does the same: projector parked --retry, --discard.
+	cli := func(args ...string) (string, error) {
+		var out, errOut strings.Builder
+		err := projector.Run(ctx, args, e.getenv("STRATA_PROJECTIONS_DIR="+dir), &out, &errOut, orders.SummaryProjection())
+		return out.String(), err
+	}
+	call(t, "GET", base+"/v1/projections/fragile/parked", readerSecret, &parked)
+	if len(parked.Parked) != 2 {
+		t.Fatalf("after the rebuild %d events are parked, want 2: %+v", len(parked.Parked), parked)
+	}
+	// first is poison1's, second poison2's, whichever the rebuild parked first.
+	first, second := fmt.Sprint(parked.Parked[0].ID), fmt.Sprint(parked.Parked[1].ID)
+	if parked.Parked[0].StreamID != "Order-poison1" {
+		first, second = second, first
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"parked", "fragile", "--retry", first}, "fragile_no_poison"},
+		{[]string{"parked", "fragile", "--retry", first, "--discard", second}, "one of them at a time"},
+		{[]string{"parked", "nope", "--discard", second}, `no projection is named "nope"`},
+		{[]string{"parked", "fragile", "--discard", "999999"}, "fragile has no parked event 999999"},
+	} {
+		if out, err := cli(tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("projector %s = %q, %v; want an error containing %q", strings.Join(tt.args, " "), out, err, tt.want)
+		}
+	}
+	if out, err := cli("parked", "fragile", "--discard", second); err != nil || !strings.Contains(out, "discarded: Order-poison2 version 1") {
+		t.Errorf("projector parked --discard = %q, %v", out, err)
+	}
+	if _, err := e.pool(e.schema).Exec(ctx, "ALTER TABLE fragile_orders DROP CONSTRAINT fragile_no_poison"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli("parked", "fragile", "--retry", first); err != nil || !strings.Contains(out, "applied: Order-poison1 version 1") {
+		t.Errorf("projector parked --retry = %q, %v", out, err)
+	}
+	if got := rows("fragile_orders"); got != "fine1 poison1" {
+		t.Errorf("fragile_orders after the command line's retry and discard = %q, want fine1 poison1", got)
+	}
+	if out, err := cli("parked", "fragile"); err != nil || out != "fragile has no parked events\n" {
+		t.Errorf("projector parked fragile = %q, %v; want none left", out, err)
 	}
 }

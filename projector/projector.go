@@ -51,7 +51,8 @@ Commands:
   status          per projection: state, lag per partition, events/s, parked events
   rebuild NAME    replay a projection into fresh tables and swap them in
   resume NAME     resume a projection halted by a poison event
-  parked NAME     list a projection's parked (dead-letter) events
+  parked NAME     list a projection's parked (dead-letter) events; --retry ID
+                  applies one again, --discard ID removes it
 
 Run "projector <command> --help" for a command's flags and settings.
 `

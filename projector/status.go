@@ -227,27 +227,54 @@ var parkedCommand = config.Command{
 	Name: "projector parked",
 	Summary: `projector parked NAME: lists the events a projection with the park policy set
 aside (its dead letters, table parked_events of the read-model schema), oldest first,
-with the error each caused.`,
-	Settings: readModelSettings,
+with the error each caused. With --retry ID it applies parked event ID again, read
+back from its Kafka record (fix what made it fail first; if it fails again it stays
+parked, with the new error); with --discard ID it removes it for good.`,
+	Settings: settings(readModelSettings, kafkaSettings, registrySettings),
 }
 
 func (c *cli) parked(ctx context.Context, args []string) error {
 	var (
-		asJSON bool
-		limit  int
+		asJSON         bool
+		limit          int
+		retry, discard int64
 	)
 	cmd := parkedCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		fs.IntVar(&limit, "limit", 100, "show at most this many")
+		fs.Int64Var(&retry, "retry", 0, "apply the parked event of this id again")
+		fs.Int64Var(&discard, "discard", 0, "discard the parked event of this id for good")
 	}
 	s, name, err := c.loadNamed(ctx, cmd, args)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if limit < 1 {
+	switch {
+	case limit < 1:
 		return fmt.Errorf("--limit must be at least 1")
+	case retry < 0 || discard < 0 || (retry > 0 && discard > 0):
+		return fmt.Errorf("--retry and --discard take a parked event's id (see projector parked %s), one of them at a time", name)
+	case s.runnerOf(name) == nil:
+		return fmt.Errorf("no projection is named %q; the projections are %s", name, names(s.runners))
+	case discard > 0:
+		p, err := s.monitor.Discard(ctx, name, discard)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "#%d discarded: %s version %d %s will not be applied (a rebuild meets it again)\n", p.ID, p.StreamID, p.Version, p.Type)
+		return nil
+	case retry > 0:
+		if err := s.withRegistry(ctx); err != nil {
+			return err
+		}
+		p, err := s.monitor.RetryParked(ctx, name, retry)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "#%d applied: %s version %d %s is no longer parked\n", p.ID, p.StreamID, p.Version, p.Type)
+		return nil
 	}
 	parked, err := s.monitor.Parked(ctx, name, limit)
 	if err != nil {

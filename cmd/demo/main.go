@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -262,6 +263,7 @@ func (d *demo) startWriter(ctx context.Context, cancel context.CancelCauseFunc) 
 	}
 	d.writer = newAPI(p, base)
 	d.say("   %s — ready", line)
+	d.say("   %s", openConsole(base+"/console/"))
 	return nil
 }
 
@@ -335,6 +337,26 @@ func (d *demo) lookAround() {
 	d.say("   Kafka                 kcat -b %s -C -t events.Order -X isolation.level=read_committed -e -f '%%k  partition %%p offset %%o  %%h\\n'", d.brokers[0])
 	d.say("   Logs                  %s/logs/writer.log, projector-1.log, projector-2.log; %s/postgres/postgres.log", dataDir, dataDir)
 	d.say("\nPress Ctrl-C to stop.")
+}
+
+// openConsole opens the console in the desktop's browser, when there is a
+// desktop, and says where it is either way: the demo's events show there
+// as they are appended.
+func openConsole(url string) string {
+	opener := ""
+	switch {
+	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
+		opener = "xdg-open"
+	case runtime.GOOS == "darwin":
+		opener = "open"
+	}
+	if path, err := exec.LookPath(opener); opener != "" && err == nil {
+		if cmd := exec.Command(path, url); cmd.Start() == nil {
+			go cmd.Wait()
+			return "The console, opened in your browser: " + url + " (the events below appear there as they are appended)"
+		}
+	}
+	return "The console: open " + url + " in a browser to watch the events below appear"
 }
 
 // shellCommand formats a shell command line with settings as its

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +59,8 @@ func TestTheDemoRunsThroughAndStopsCleanly(t *testing.T) {
 		}
 	}
 	t.Chdir(dir)
+	t.Setenv("DISPLAY", "") // no browser opened
+	t.Setenv("WAYLAND_DISPLAY", "")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -72,6 +76,16 @@ func TestTheDemoRunsThroughAndStopsCleanly(t *testing.T) {
 			t.Fatalf("the walkthrough did not finish in 3 minutes:\n%s\n%s", stdout.String(), stderr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	// The console is named as soon as the writer is up, and its
+	// projection pages reach the first projector through the writer.
+	m := regexp.MustCompile(`The console(?:, opened in your browser)?: (?:open )?(http://\S+)/console/`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Errorf("the demo's output names no console URL:\n%s", stdout.String())
+	} else if res, err := http.Get(m[1] + "/console/projector/v1/projections"); err != nil || res.StatusCode != 200 {
+		t.Errorf("GET the projections through the demo's writer = %v, %v; want 200", res, err)
+	} else {
+		res.Body.Close()
 	}
 	cancel()
 	if err := <-done; err != nil {
