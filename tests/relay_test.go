@@ -180,11 +180,14 @@ func TestAnIndependentClientReadsWhatWePublish(t *testing.T) {
 	}
 	brokers := strings.Join(harness.KafkaBrokers(t), ",")
 	topic := envValue(env, "STRATA_TOPIC_PREFIX") + "Order"
-	kcat := func(format string) []byte {
+	// kcat reads the record at offset of the topic's partition of
+	// Order-kcat1, in format.
+	kcat := func(offset int, format string) []byte {
 		t.Helper()
 		var out []byte
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-			cmd := exec.Command("kcat", "-b", brokers, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e", "-q",
+			cmd := exec.Command("kcat", "-b", brokers, "-C", "-t", topic, "-p", fmt.Sprint(kafka.Partition([]byte("Order-kcat1"), 4)),
+				"-o", fmt.Sprint(offset), "-c", "1", "-e", "-q",
 				"-X", "isolation.level=read_committed", "-f", format)
 			b, err := cmd.Output()
 			if err == nil && len(b) > 0 {
@@ -195,9 +198,9 @@ func TestAnIndependentClientReadsWhatWePublish(t *testing.T) {
 		t.Fatalf("kcat read nothing from %s (%q)", topic, out)
 		return nil
 	}
-	value := kcat("%s")
-	key := kcat("%k")
-	headers := kcat("%h")
+	value := kcat(0, "%s")
+	key := kcat(0, "%k")
+	headers := kcat(0, "%h")
 	if string(key) != "Order-kcat1" {
 		t.Errorf("key = %q, want Order-kcat1", key)
 	}
@@ -211,11 +214,40 @@ func TestAnIndependentClientReadsWhatWePublish(t *testing.T) {
 		t.Errorf("headers %q carry an empty causation id; empty metadata must be absent", headers)
 	}
 
+	id, r := decodeWithApacheAvro(t, w.url, value)
+	if r["orderId"] != "kcat1" || r["itemId"] != "widget-x" || r["quantity"] != float64(2) ||
+		r["price"] != "15.99" || !strings.HasPrefix(fmt.Sprint(r["timestamp"]), "2023-10-27 10:01:30") {
+		t.Errorf("Apache Avro decoded %v (schema id %d)", r, id)
+	}
+
+	// A deletion is an event too: the next record of the stream's
+	// partition, with the stream's key, decoded by the registry's schema.
+	req, _ := http.NewRequest("DELETE", w.url+"/v1/streams/Order-kcat1?expectedVersion=1", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE the stream = %v, %v", res, err)
+	}
+	res.Body.Close()
+	if key := kcat(1, "%k"); string(key) != "Order-kcat1" {
+		t.Errorf("the deletion's key = %q, want Order-kcat1", key)
+	}
+	if headers := kcat(1, "%h"); !strings.Contains(string(headers), "ce_type=$StreamDeleted") || !strings.Contains(string(headers), "ce_streamversion=2") {
+		t.Errorf("the deletion's headers %q, want ce_type=$StreamDeleted at version 2", headers)
+	}
+	if _, r := decodeWithApacheAvro(t, w.url, kcat(1, "%s")); r["streamId"] != "Order-kcat1" || r["hard"] != false {
+		t.Errorf("Apache Avro decoded the deletion as %v", r)
+	}
+}
+
+// decodeWithApacheAvro decodes a record's value with python3-avro, by the
+// schema the writer's registry gives for the value's schema id.
+func decodeWithApacheAvro(t *testing.T, writerURL string, value []byte) (int, map[string]any) {
+	t.Helper()
 	id, _, err := kafka.ParseWire(value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(fmt.Sprintf("%s/registry/schemas/ids/%d", w.url, id))
+	resp, err := http.Get(fmt.Sprintf("%s/registry/schemas/ids/%d", writerURL, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,9 +271,8 @@ func TestAnIndependentClientReadsWhatWePublish(t *testing.T) {
 	if err := json.Unmarshal(out, &decoded); err != nil {
 		t.Fatalf("decoder output %q: %v", out, err)
 	}
-	r := decoded.Record
-	if decoded.SchemaID != id || r["orderId"] != "kcat1" || r["itemId"] != "widget-x" || r["quantity"] != float64(2) ||
-		r["price"] != "15.99" || !strings.HasPrefix(fmt.Sprint(r["timestamp"]), "2023-10-27 10:01:30") {
-		t.Errorf("Apache Avro decoded %s", out)
+	if decoded.SchemaID != id {
+		t.Errorf("python3-avro read schema id %d, want %d", decoded.SchemaID, id)
 	}
+	return id, decoded.Record
 }

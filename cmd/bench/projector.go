@@ -91,7 +91,7 @@ func benchProjector(ctx context.Context, url string, cfg benchConfig, t *table, 
 	if err != nil {
 		return err
 	}
-	if _, err := reg.Apply(ctx, files, false); err != nil {
+	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		return err
 	}
 	catalog := registry.NewCatalog(reg, registry.CatalogOptions{})

@@ -66,6 +66,7 @@ func schemas(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("schemas apply: %w", err)
 	}
+	files = registry.WithSystemSchemas(files)
 
 	var reg applier
 	where := "the embedded registry (schema " + cfg.DatabaseSchema + ")"

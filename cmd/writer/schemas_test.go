@@ -68,8 +68,8 @@ func TestSchemasApply(t *testing.T) {
 	env := migratedEnv(t, copySchemas(t, map[string]string{}))
 
 	out, _, err := runWriter(t, env, "schemas", "apply", "--dry-run")
-	if err != nil || !strings.Contains(out, "4 to register") || len(versionsOf(t, env, "example.orders.OrderItemAdded")) != 0 {
-		t.Fatalf("dry run = %q, %v; want a plan of four and nothing registered", out, err)
+	if err != nil || !strings.Contains(out, "5 to register") || len(versionsOf(t, env, "example.orders.OrderItemAdded")) != 0 {
+		t.Fatalf("dry run = %q, %v; want a plan of five (the four files and the system event) and nothing registered", out, err)
 	}
 	out, _, err = runWriter(t, env, "schemas", "apply")
 	if err != nil {
@@ -79,7 +79,8 @@ func TestSchemasApply(t *testing.T) {
 		"registered     example.orders.OrderItemAdded version 1 (schema id 2): ",
 		"registered     example.orders.OrderItemAdded version 2 (schema id 3): ",
 		"OrderItemAdded.v2.avsc",
-		"4 registered, 0 unchanged",
+		"registered     strata.system.StreamDeleted version 1 (schema id 5): (built in)",
+		"5 registered, 0 unchanged",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first apply printed:\n%s\nwant a line with %q", out, want)
@@ -89,7 +90,7 @@ func TestSchemasApply(t *testing.T) {
 		t.Errorf("OrderItemAdded versions = %v, want [1 2]", got)
 	}
 	out, _, err = runWriter(t, env, "schemas", "apply")
-	if err != nil || !strings.Contains(out, "0 registered, 4 unchanged") {
+	if err != nil || !strings.Contains(out, "0 registered, 5 unchanged") {
 		t.Errorf("second apply = %q, %v; want everything unchanged", out, err)
 	}
 }
@@ -148,7 +149,7 @@ func TestSchemasApplyToAnExternalRegistry(t *testing.T) {
 	defer fake.Close()
 	env := map[string]string{"STRATA_REGISTRY_URL": fake.URL(), "STRATA_SCHEMAS_DIR": "../../schemas"}
 	out, _, err := runWriter(t, env, "schemas", "apply")
-	if err != nil || !strings.Contains(out, "4 registered") || !strings.Contains(out, "the registry at "+fake.URL()) {
+	if err != nil || !strings.Contains(out, "5 registered") || !strings.Contains(out, "the registry at "+fake.URL()) {
 		t.Fatalf("apply to an external registry = %q, %v", out, err)
 	}
 	if _, ok := fake.GetSchema("example.orders.OrderItemAdded", 2); !ok {

@@ -94,7 +94,7 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		b.T = t
 		b.Open(w.URL + "/console/")
 		got := b.Text("main .cards")
-		for _, want := range []string{"Store\nready", "Events\n3", "Streams\n1", "Categories\n1\nOrder", "3 subjects"} {
+		for _, want := range []string{"Store\nready", "Events\n3", "Streams\n1", "Categories\n1\nOrder", "4 subjects"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("the overview shows %q, want it to contain %q", got, want)
 			}
@@ -236,6 +236,20 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		b.Open(w.URL + "/console/schemas/example.orders.OrderItemAdded?version=2&against=1")
 		if got := b.Text("pre.diff"); !strings.Contains(got, "+ ") {
 			t.Errorf("the differences between OrderItemAdded v1 and v2 show %q, want added lines", got)
+		}
+	})
+
+	t.Run("a stream is deleted from its page", func(t *testing.T) {
+		b.T = t
+		b.Open(w.URL + "/console/streams/Order-live1")
+		browsertest.Evaluate[bool](b, `window.confirm = () => true; true`)
+		b.Run("delete", chromedp.Click(chromedp.CSS("#delete")), chromedp.WaitVisible(chromedp.CSS("#delete-outcome .ok")))
+		if got := b.Text("#delete-outcome"); !strings.Contains(got, "Order-live1 deleted: $StreamDeleted is version 2") {
+			t.Errorf("deleting says %q", got)
+		}
+		b.Open(w.URL + "/console/streams/Order-live1")
+		if got := b.Text("main"); !strings.Contains(got, "stream Order-live1 was deleted at version 2 and has no event since") {
+			t.Errorf("the deleted stream's page says %q", got)
 		}
 	})
 

@@ -37,6 +37,7 @@ var statusOf = map[string]int{
 	eventstore.CodeWaitTimeout:            http.StatusGatewayTimeout,
 	eventstore.CodeProjectionHalted:       http.StatusServiceUnavailable,
 	eventstore.CodeConflict:               http.StatusConflict,
+	eventstore.CodeStreamDeleted:          http.StatusNotFound, // 409 for a refused write (below)
 	eventstore.CodeApplyFailed:            http.StatusUnprocessableEntity,
 }
 
@@ -96,6 +97,13 @@ func describe(err error) (int, errorBody) {
 		body.Message = "the database did not answer in time; nothing was stored"
 	}
 
+	var deleted *eventstore.StreamDeletedError
+	if errors.As(err, &deleted) {
+		body.StreamID = deleted.Stream.String()
+		if deleted.Write {
+			status = http.StatusConflict
+		}
+	}
 	var wrong *eventstore.WrongExpectedVersionError
 	var dup *eventstore.DuplicateEventIDError
 	var violation *eventstore.SchemaViolationError

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-events/strata/internal/avro"
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/registry"
 )
 
 // testSchemas serves the repository's schemas/*.avsc the way the registry's
@@ -41,6 +42,11 @@ func loadTestSchemas(t *testing.T) *testSchemas {
 		s.latest[sch.Name()] = sch
 		s.byFP[sch.Fingerprint()] = sch
 		s.ids[sch.Fingerprint()] = i + 1
+	}
+	for _, f := range registry.SystemSchemas() {
+		s.latest["$"+f.Schema.Name()] = f.Schema
+		s.byFP[f.Schema.Fingerprint()] = f.Schema
+		s.ids[f.Schema.Fingerprint()] = len(s.ids) + 1
 	}
 	return s
 }

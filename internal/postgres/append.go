@@ -46,12 +46,16 @@ const (
 		WITH ORDINALITY AS u(id, type, fp, data, correlation, causation, usr, tenant, custom, ord)`
 )
 
+// notHardDeleted guards every append: a hard-deleted stream ($1) takes no
+// more events. It is one probe of a small table's primary key.
+const notHardDeleted = `NOT EXISTS (SELECT 1 FROM stream_deletions d WHERE d.stream_id = $1 AND d.hard)`
+
 // appendSQL holds the statement for each expectation, one event or many.
 var appendSQL = func() map[[2]int]string {
 	m := map[[2]int]string{}
 	for expected, base := range appendBase {
 		for many, source := range []string{oneEvent, manyEvents} {
-			m[[2]int{int(expected), many}] = `WITH b AS (` + base + `)
+			m[[2]int{int(expected), many}] = `WITH b AS (SELECT * FROM (` + base + `) b0 WHERE ` + notHardDeleted + `)
 INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data,
 	correlation_id, causation_id, user_id, tenant_id, custom)
 SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom
@@ -103,6 +107,12 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamID, expected
 			return replay, nil
 		case isUniqueViolation(err, "events_stream_version") && (expected == eventstore.Any || expected == eventstore.StreamExists) && try < maxAnyTries:
 			continue // another append took the version just now
+		}
+		switch deleted, err := hardDeletion(ctx, s.pool, stream); {
+		case err != nil:
+			return eventstore.AppendResult{}, translate(err)
+		case deleted != nil:
+			return eventstore.AppendResult{}, deleted
 		}
 		return eventstore.AppendResult{}, s.conflictError(ctx, stream, expected, err)
 	}

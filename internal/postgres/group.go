@@ -52,6 +52,7 @@ CROSS JOIN LATERAL (SELECT CASE
 	ELSE (SELECT coalesce(max(x.version), 0) FROM events x WHERE x.stream_id = e.stream)
 	END AS v) b
 WHERE b.v IS NOT NULL AND (e.expected <> -2 OR b.v > 0)
+	AND NOT EXISTS (SELECT 1 FROM stream_deletions d WHERE d.stream_id = e.stream AND d.hard)
 ORDER BY e.stream, e.ord
 ON CONFLICT DO NOTHING
 RETURNING event_id, position, version`

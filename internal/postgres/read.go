@@ -17,17 +17,23 @@ const eventColumns = `e.position, e.event_id, e.stream_id, e.version, e.type, e.
 // The stream's version and a page of its events in one statement, so that
 // both come from one snapshot. A stream with no event in range gives one
 // row of NULL event columns, and a missing stream a NULL version too.
-const readStreamForward = `SELECT s.version, ` + eventColumns + `
+// A deleted stream's deletion comes along: a soft one hides the events up
+// to its $StreamDeleted (version d.version), a hard one all of them.
+const readStreamForward = `SELECT s.version, d.version, d.hard, ` + eventColumns + `
 FROM (SELECT max(version) AS version FROM events WHERE stream_id = $1) s
+LEFT JOIN stream_deletions d ON d.stream_id = $1
 LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3
+	SELECT * FROM events WHERE stream_id = $1 AND version >= greatest($2, coalesce(d.version, 0) + 1) AND d.hard IS NOT TRUE
+	ORDER BY version LIMIT $3
 ) e ON true
 ORDER BY e.version`
 
-const readStreamBackward = `SELECT s.version, ` + eventColumns + `
+const readStreamBackward = `SELECT s.version, d.version, d.hard, ` + eventColumns + `
 FROM (SELECT max(version) AS version FROM events WHERE stream_id = $1) s
+LEFT JOIN stream_deletions d ON d.stream_id = $1
 LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3
+	SELECT * FROM events WHERE stream_id = $1 AND version <= $2 AND version > coalesce(d.version, 0) AND d.hard IS NOT TRUE
+	ORDER BY version DESC LIMIT $3
 ) e ON true
 ORDER BY e.version DESC`
 
@@ -51,9 +57,10 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q ev
 		return eventstore.StreamPage{}, translate(err)
 	}
 	var page eventstore.StreamPage
-	var version *int64
+	var version, deleted *int64
+	var hard *bool
 	var r eventRow
-	dest := append([]any{&version}, r.dest()...)
+	dest := append([]any{&version, &deleted, &hard}, r.dest()...)
 	_, err = pgx.ForEachRow(rows, dest, func() error {
 		if !r.position.Valid {
 			return nil
@@ -70,6 +77,9 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q ev
 	}
 	if version == nil {
 		return eventstore.StreamPage{}, eventstore.Errorf(eventstore.CodeStreamNotFound, "stream %s not found", stream)
+	}
+	if deleted != nil && (*hard || *deleted == *version) {
+		return eventstore.StreamPage{}, &eventstore.StreamDeletedError{Stream: stream, Version: *deleted, Hard: *hard}
 	}
 	page.Version = *version
 	s.versions.saw(stream.String(), page.Version)

@@ -203,13 +203,17 @@ func checkSubject(subject string) error {
 	return nil
 }
 
-// eventType returns the record's simple name when subject follows the
-// record-name strategy for s, and "" otherwise.
+// eventType returns the event type of s: the record's simple name when
+// subject follows the record-name strategy for s ("$" and the name for a
+// system record, see SystemNamespace), and "" otherwise.
 func eventType(subject string, s *avro.Schema) string {
-	if s.Type() == "record" && s.FullName() == subject {
-		return s.Name()
+	if s.Type() != "record" || s.FullName() != subject {
+		return ""
 	}
-	return ""
+	if t := systemType(subject); t != "" {
+		return t
+	}
+	return s.Name()
 }
 
 // admit decides whether s may become subject's next version.

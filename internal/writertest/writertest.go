@@ -47,6 +47,7 @@ func Start(t testing.TB, opts httpapi.Options) *Writer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = registry.WithSystemSchemas(files)
 	if _, err := reg.Apply(ctx, files, false); err != nil {
 		t.Fatalf("applying %s: %v", SchemasDir(), err)
 	}

@@ -364,7 +364,7 @@ async function stream(id) {
   ]);
   show(
     el("h1", {}, "Stream ", id),
-    el("p", { class: "muted" }, failure ? "This stream has no events yet." : "Version " + version + " · category " +
+    el("p", { class: "muted" }, failure ? (failure.code === "stream_deleted" ? failure.message + "." : "This stream has no events yet.") : "Version " + version + " · category " +
       id.split("-")[0] + " · ", failure ? null : link("/console/categories/" + encodeURIComponent(id.split("-")[0]), "its category")),
     kafka ? el("p", { id: "kafka" }, "Published to Kafka topic ", el("code", {}, kafka.topic), kafka.partition !== undefined
       ? ", partition " + kafka.partition + " (every event of the stream goes there, in order)"
@@ -372,7 +372,28 @@ async function stream(id) {
     page ? page.events.map((e) => eventCard(e, schemas[e.schemaId])) : null,
     pager,
     appendForm(id, version),
+    page ? deleteForm(id, version) : null,
   );
+}
+
+// deleteForm deletes the stream at the version shown, softly or for good.
+function deleteForm(id, version) {
+  const out = el("div", { "aria-live": "polite", id: "delete-outcome" });
+  const hard = el("input", { type: "checkbox", name: "hard" });
+  const form = el("form", { class: "stack", "aria-labelledby": "delete-title" },
+    el("h2", { id: "delete-title" }, "Delete this stream"),
+    el("p", { class: "muted" }, "Appends $StreamDeleted, which Kafka consumers and projectors receive. Reads then answer stream_deleted; " +
+      "the stream can be written again, continuing its versions, unless deleted for good. Its events stay in $all until they are scavenged."),
+    el("label", { class: "inline" }, el("span", {}, hard, " For good (hard; needs the admin role): it can never be written again")),
+    el("div", {}, el("button", { type: "submit", class: "danger", id: "delete" }, "Delete at version " + version)),
+    out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    await act(out, (hard.checked ? "Delete " + id + " for good? This cannot be undone." : "Delete " + id + "?"),
+      () => api("/v1/streams/" + encodeURIComponent(id) + "?expectedVersion=" + version + (hard.checked ? "&hard=true" : ""), { method: "DELETE" }),
+      (r) => [id + " deleted" + (r.hard ? " for good" : "") + ": $StreamDeleted is version " + r.version + ". ", link(location.pathname, "Reload")]);
+  });
+  return form;
 }
 
 // appendForm appends an event to the stream at the version shown, and
