@@ -74,6 +74,10 @@ func (s *Server) deleteStream(deleter eventstore.Deleter) HandlerFunc {
 		data, _ := json.Marshal(map[string]any{"streamId": stream.String(), "hard": hard})
 		event := eventstore.EventData{Type: eventstore.StreamDeletedType, Metadata: eventstore.Metadata{UserID: tok.Principal}}
 		if event.Schema, event.Data, err = s.schemas.Encode(ctx, event.Type, data); err != nil {
+			if eventstore.ErrorCode(err) == eventstore.CodeUnknownEventType {
+				return eventstore.Errorf(eventstore.CodeUnavailable, "the registry lacks the system event %s, which a deletion appends: "+
+					"run `writer schemas apply` (it registers the system schemas with yours)", eventstore.StreamDeletedType)
+			}
 			return err
 		}
 		res, err := deleter.DeleteStream(ctx, eventstore.Deletion{Stream: stream, Expected: expected, Hard: hard, Event: event})

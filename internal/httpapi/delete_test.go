@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -160,5 +161,33 @@ func TestAppendsDuringAHardDeletion(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Logf("every append landed before the deletion (%d)", stored)
+	}
+}
+
+// withoutSystemSchemas is a registry where schemas apply never ran with
+// the system schemas.
+type withoutSystemSchemas struct{ Schemas }
+
+func (w withoutSystemSchemas) Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
+	if typ == eventstore.StreamDeletedType {
+		return 0, nil, eventstore.Errorf(eventstore.CodeUnknownEventType, "unknown event type %s", typ)
+	}
+	return w.Schemas.Encode(ctx, typ, data)
+}
+
+func TestADeletionWithoutTheSystemSchemaSaysWhatToRun(t *testing.T) {
+	store := newPostgresStore(t)
+	srv := httptest.NewServer(New(store, withoutSystemSchemas{loadTestSchemas(t)}, Options{}).Handler())
+	t.Cleanup(srv.Close)
+	a := &api{t: t, url: srv.URL, store: store}
+	if r := a.do("POST", "/v1/streams/Order-s1/events", appendBody(0, orderCreated), ""); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	r := a.do("DELETE", "/v1/streams/Order-s1?expectedVersion=1", "")
+	if e := r.errorOf(); r.status != 503 || e.Code != "unavailable" || !strings.Contains(e.Message, "writer schemas apply") {
+		t.Errorf("a deletion without the system schema = %d %s, want 503 naming writer schemas apply", r.status, r.body)
+	}
+	if n := a.countAll(); n != 1 {
+		t.Errorf("$all holds %d events, want 1: nothing was deleted", n)
 	}
 }
