@@ -258,7 +258,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sub *subscribe.S
 			return "client"
 		case errors.Is(err, context.DeadlineExceeded) && wctx.Err() != nil:
 			buf.WriteString(": heartbeat\n\n")
-		case errors.Is(err, subscribe.ErrEncode), eventstore.ErrorCode(err) == eventstore.CodeInvalidRequest:
+		case errors.Is(err, subscribe.ErrEncode), eventstore.ErrorCode(err) == eventstore.CodeInvalidRequest,
+			eventstore.ErrorCode(err) == eventstore.CodeStreamDeleted: // hard-deleted: nothing will come
 			endWith(&buf, err)
 			write()
 			return "error"

@@ -283,3 +283,22 @@ func TestAnIdleSubscriptionGetsHeartbeats(t *testing.T) {
 		}
 	}
 }
+
+// A subscription to a soft-deleted stream waits for what follows the
+// deletion; one to a hard-deleted stream is told it is deleted.
+func TestSubscribingToADeletedStream(t *testing.T) {
+	a := newSubscribeAPI(t, subscribe.Options{}, Options{})
+	a.do("POST", "/v1/streams/Order-sd/events", appendBody(0, orderCreated, itemAdded))
+	if r := a.do("DELETE", "/v1/streams/Order-sd?expectedVersion=2", ""); r.status != 200 {
+		t.Fatalf("delete = %d %s", r.status, r.body)
+	}
+	sub := a.subscribe("/v1/streams/Order-sd/subscribe")
+	a.do("POST", "/v1/streams/Order-sd/events", appendBody(3, itemAdded))
+	if events, _ := sub.events(1); events[0].Version != 4 || events[0].Type != "OrderItemAdded" {
+		t.Errorf("the subscription to the soft-deleted stream sent %+v first, want the event after the deletion, version 4", events[0])
+	}
+	a.do("DELETE", "/v1/streams/Order-sd?expectedVersion=4&hard=true", "")
+	if m, ok := a.subscribe("/v1/streams/Order-sd/subscribe").next(); !ok || m.event != "error" || !strings.Contains(m.data, "stream_deleted") {
+		t.Errorf("a subscription to the hard-deleted stream got %+v (open %v), want an error event stream_deleted", m, ok)
+	}
+}

@@ -238,7 +238,13 @@ func (s *Subscription) nextOfStream(ctx context.Context) ([]Item, error) {
 			s.hub.joined(s.category, s.m)
 		}
 		page, err := s.hub.store.ReadStream(ctx, s.req.Stream, eventstore.StreamQuery{From: s.version + 1, Limit: size})
-		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		var deleted *eventstore.StreamDeletedError
+		switch {
+		case errors.As(err, &deleted) && !deleted.Hard:
+			// Soft-deleted, and not written since: what follows the
+			// deletion comes as for a stream not written yet.
+			s.version = max(s.version, deleted.Version)
+		case err != nil && !errors.Is(err, eventstore.ErrStreamNotFound):
 			return nil, err
 		}
 		if n := len(page.Events); n > 0 {
