@@ -40,3 +40,28 @@ func TestDeleteStream(t *testing.T) {
 		t.Error("deleting the empty stream id succeeded")
 	}
 }
+
+func TestRetentionSettings(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, httpapi.Options{}, "")
+	mustAppend(t, c, "Order-ret1", client.NoStream, created("ret1"), itemAdded("ret1"), itemAdded("ret1"))
+	two, day := int64(2), "24h"
+	if _, err := c.SetCategorySettings(ctx, "Order", client.Retention{MaxAge: &day}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.SetStreamSettings(ctx, "Order-ret1", client.Retention{MaxCount: &two})
+	if err != nil || *s.Effective.MaxCount != 2 || *s.Effective.MaxAge != "24h0m0s" {
+		t.Fatalf("set = %+v, %v; want maxCount 2 over the category's maxAge 24h", s, err)
+	}
+	page, err := c.ReadStream(ctx, "Order-ret1", 1, 10)
+	if err != nil || len(page.Events) != 2 || page.Events[0].Version != 2 {
+		t.Errorf("read with maxCount 2 = %+v, %v; want versions 2 and 3", page, err)
+	}
+	zero := int64(0)
+	if _, err := c.SetStreamSettings(ctx, "Order-ret1", client.Retention{MaxCount: &zero}); client.ErrorCode(err) != client.CodeInvalidRequest {
+		t.Errorf("maxCount 0 = %v, want invalid_request", err)
+	}
+	if got, err := c.StreamSettings(ctx, "Order-ret1"); err != nil || *got.Settings.MaxCount != 2 {
+		t.Errorf("after a refused change the settings are %+v, %v", got, err)
+	}
+}

@@ -239,6 +239,26 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a stream's retention is set from its page", func(t *testing.T) {
+		b.T = t
+		b.Open(w.URL + "/console/streams/" + seedStream)
+		browsertest.Evaluate[bool](b, `window.confirm = () => true; true`)
+		b.Run("set the retention", chromedp.SendKeys(chromedp.CSS(`#settings input[name="maxCount"]`), "2"),
+			chromedp.Click(chromedp.CSS(`#settings button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#settings-outcome .ok")))
+		if got := b.Text("#settings-outcome"); !strings.Contains(got, "keep the last 2 versions") {
+			t.Errorf("setting the retention says %q", got)
+		}
+		b.Open(w.URL + "/console/streams/" + seedStream)
+		if n := browsertest.Evaluate[int](b, `document.querySelectorAll("article.event").length`); n != 2 {
+			t.Errorf("with the last 2 versions kept the stream page shows %d events", n)
+		}
+		browsertest.Evaluate[bool](b, `window.confirm = () => true; true`)
+		b.Run("remove the retention", chromedp.Click(chromedp.CSS(`#settings button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#settings-outcome .ok")))
+		if got := b.Text("#settings-outcome"); !strings.Contains(got, "keep everything") {
+			t.Errorf("removing the retention says %q", got)
+		}
+	})
+
 	t.Run("a stream is deleted from its page", func(t *testing.T) {
 		b.T = t
 		b.Open(w.URL + "/console/streams/Order-live1")

@@ -159,6 +159,9 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	s.router.Handle("GET /v1/streams/{streamId}/events", "read_stream", RoleReader, s.readStream)
 	s.router.Handle("GET /v1/categories/{category}/events", "read_category", RoleReader, s.readCategory)
 	s.router.Handle("GET /v1/events", "read_all", RoleReader, s.readAll)
+	if rs, ok := store.(eventstore.RetentionStore); ok {
+		s.settingsRoutes(rs)
+	}
 	if d, ok := store.(eventstore.Deleter); ok {
 		s.router.HandleRoles("DELETE /v1/streams/{streamId}", "delete_stream", deleteRole, s.deleteStream(d))
 	}

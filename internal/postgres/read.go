@@ -18,24 +18,28 @@ const eventColumns = `e.position, e.event_id, e.stream_id, e.version, e.type, e.
 // both come from one snapshot. A stream with no event in range gives one
 // row of NULL event columns, and a missing stream a NULL version too.
 // A deleted stream's deletion comes along: a soft one hides the events up
-// to its $StreamDeleted (version d.version), a hard one all of them.
-const readStreamForward = `SELECT s.version, d.version, d.hard, ` + eventColumns + `
+// to its $StreamDeleted (version d.version), a hard one all of them. So do
+// the retention settings of the stream and of its category ($4), field by
+// field: k.lo is the first version they keep, k.since the oldest time.
+const readStreamFrom = `SELECT s.version, d.version, d.hard, ` + eventColumns + `
 FROM (SELECT max(version) AS version FROM events WHERE stream_id = $1) s
 LEFT JOIN stream_deletions d ON d.stream_id = $1
+LEFT JOIN stream_settings ss ON ss.stream_id = $1
+LEFT JOIN category_settings cs ON cs.category = $4
+CROSS JOIN LATERAL (SELECT
+	greatest(coalesce(d.version, 0) + 1, coalesce(ss.truncate_before, cs.truncate_before, 0),
+		s.version - coalesce(ss.max_count, cs.max_count, s.version) + 1) AS lo,
+	now() - interval '1 millisecond' * coalesce(ss.max_age_ms, cs.max_age_ms) AS since) k
 LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = $1 AND version >= greatest($2, coalesce(d.version, 0) + 1) AND d.hard IS NOT TRUE
-	ORDER BY version LIMIT $3
+	SELECT * FROM events WHERE stream_id = $1 AND %s AND d.hard IS NOT TRUE AND (k.since IS NULL OR recorded_at >= k.since)
+	ORDER BY version %s LIMIT $3
 ) e ON true
-ORDER BY e.version`
+ORDER BY e.version %[2]s`
 
-const readStreamBackward = `SELECT s.version, d.version, d.hard, ` + eventColumns + `
-FROM (SELECT max(version) AS version FROM events WHERE stream_id = $1) s
-LEFT JOIN stream_deletions d ON d.stream_id = $1
-LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = $1 AND version <= $2 AND version > coalesce(d.version, 0) AND d.hard IS NOT TRUE
-	ORDER BY version DESC LIMIT $3
-) e ON true
-ORDER BY e.version DESC`
+var (
+	readStreamForward  = fmt.Sprintf(readStreamFrom, "version >= greatest($2, k.lo)", "")
+	readStreamBackward = fmt.Sprintf(readStreamFrom, "version <= $2 AND version >= k.lo", "DESC")
+)
 
 // ReadStream implements eventstore.Store.
 func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q eventstore.StreamQuery) (eventstore.StreamPage, error) {
@@ -52,7 +56,7 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamID, q ev
 	} else if from == 0 {
 		from = 1
 	}
-	rows, err := s.pool.Query(ctx, sql, stream.String(), from, q.Limit)
+	rows, err := s.pool.Query(ctx, sql, stream.String(), from, q.Limit, stream.Category())
 	if err != nil {
 		return eventstore.StreamPage{}, translate(err)
 	}

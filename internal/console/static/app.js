@@ -372,8 +372,41 @@ async function stream(id) {
     page ? page.events.map((e) => eventCard(e, schemas[e.schemaId])) : null,
     pager,
     appendForm(id, version),
+    page ? settingsForm(id) : null,
     page ? deleteForm(id, version) : null,
   );
+}
+
+// settingsForm shows and sets the stream's retention: what its reads keep.
+function settingsForm(id) {
+  const url = "/v1/streams/" + encodeURIComponent(id) + "/settings";
+  const out = el("div", { "aria-live": "polite", id: "settings-outcome" });
+  const field = (name, label, placeholder) => el("label", {}, label, el("input", { name, placeholder, inputmode: name === "maxAge" ? "text" : "numeric" }));
+  const form = el("form", { class: "stack", "aria-labelledby": "settings-title", id: "settings" },
+    el("h2", { id: "settings-title" }, "Retention"),
+    el("p", { class: "muted", id: "settings-now" }, "…"),
+    el("div", { class: "filters" }, field("truncateBefore", "Keep versions from", "e.g. 10"), field("maxCount", "Keep the last", "e.g. 100"),
+      field("maxAge", "Keep events younger than", "e.g. 720h")),
+    el("div", {}, el("button", { type: "submit" }, "Set this stream's retention")),
+    out);
+  const describe = (r) => [r.truncateBefore !== undefined ? "versions from " + r.truncateBefore : null,
+    r.maxCount !== undefined ? "the last " + r.maxCount + " versions" : null, r.maxAge ? "events younger than " + r.maxAge : null].filter(Boolean).join(", ") || "everything";
+  const showNow = (s) => fill(form.querySelector("#settings-now"), "Reads keep " + describe(s.effective) +
+    (Object.keys(s.categorySettings).length ? " (the category's: " + describe(s.categorySettings) + ")" : "") +
+    ". What they exclude stays in $all and the category until scavenged, and in Kafka by its own retention.");
+  api(url).then(showNow, (err) => fill(form.querySelector("#settings-now"), errorBox(err)));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const name of ["truncateBefore", "maxCount"]) {
+      const v = form.elements[name].value.trim();
+      if (v) body[name] = Number(v);
+    }
+    if (form.elements.maxAge.value.trim()) body.maxAge = form.elements.maxAge.value.trim();
+    await act(out, "Set the retention of " + id + " to keep " + describe(body) + "?", () => api(url, { method: "PUT", body }),
+      (s) => { showNow(s); return "Set: reads of " + id + " keep " + describe(s.effective) + "."; });
+  });
+  return form;
 }
 
 // deleteForm deletes the stream at the version shown, softly or for good.
