@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/eventstore"
 )
 
 // Projection defines a read model.
@@ -92,6 +93,16 @@ func ParsePolicy(s string) (Policy, error) {
 	}
 	return "", fmt.Errorf("poison policy %q is not halt or park", s)
 }
+
+// StreamDeletedType is the type of the system event that deleting a
+// stream appends to it, as its next version, with the Data
+// {"streamId": string, "hard": bool}. It comes through the version guard,
+// exactly once and in order, as the stream's other events do. A projection
+// that keeps rows per stream should remove them on it (in a file, with
+// -- strata:on-stream-deleted; see ParseSQL): a stream deleted softly may
+// be written again, and its new events then follow the deletion as
+// further versions of the same stream.
+const StreamDeletedType = eventstore.StreamDeletedType
 
 // Event is an event as a projection sees it: decoded from its Kafka record
 // and resolved to the latest registered schema of its type, so that events

@@ -28,7 +28,8 @@ type SQLProjection struct {
 // statement is the SQL run for each event of one type.
 type statement struct {
 	eventType string
-	onLine    int    // of its -- strata:on directive
+	directive string // that opens its section: "-- strata:on OrderShipped", "-- strata:on-stream-deleted"
+	onLine    int    // of that directive
 	line      int    // of its first token
 	sql       string // with $1..$n for the parameters
 	params    []*param
@@ -79,6 +80,7 @@ func nullIfEmpty(s string) any {
 //	-- strata:on-poison park      optional: halt (the default) or park
 //	-- strata:setup               the DDL that creates its tables and indexes
 //	-- strata:on TYPE             the statement run for each event of type TYPE
+//	-- strata:on-stream-deleted   the statement run when a stream is deleted
 //	-- strata:query NAME          a read the read API serves, with its
 //	-- strata:param NAME TYPE ... parameters, then its SELECT (see Query)
 //
@@ -89,6 +91,34 @@ func nullIfEmpty(s string) any {
 // statement (a trailing semicolon is allowed), and an event type has one
 // section at most; events of types without one are skipped. Other
 // comments may go anywhere; unknown directives are errors.
+//
+// # Deleted streams
+//
+// Deleting a stream appends the system event $StreamDeleted to it as its
+// next version, with the data {"streamId": text, "hard": boolean}. The
+// projection receives it in order with the stream's other events, exactly
+// once and under the same version guard. Its section is
+//
+//	-- strata:on-stream-deleted
+//	DELETE FROM order_totals
+//	WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1)
+//
+// which is the on section of type $StreamDeleted in all but its
+// directive: it takes no argument, comes at most once and holds one
+// statement, with the parameters of any on statement (:streamId and :hard
+// from the data, :event.version the deletion's version, and so on). The
+// example takes the stream's id after its category with substr and
+// strpos, not split_part, because an id may itself contain "-".
+// -- strata:on $StreamDeleted is an error, so that a deletion has one
+// spelling, as is any other type that starts with "$" (the system's). A
+// projection without the section ignores deletions and keeps the rows of
+// a deleted stream. A soft-deleted stream may be written again, its
+// versions continuing after the deletion's, and its new events are
+// applied like any others: so the statement should remove everything the
+// stream's events made, as if the stream had never been written. At
+// start the projector checks that the schema of $StreamDeleted is
+// registered (every writer schemas apply registers it) and that the
+// statement binds only its fields.
 //
 // # Queries
 //
@@ -111,8 +141,8 @@ func nullIfEmpty(s string) any {
 //
 // # Parameters
 //
-// In an on statement, :name binds a value of the event, the same name to
-// the same parameter each time:
+// In an on statement (the on-stream-deleted one too), :name binds a value
+// of the event, the same name to the same parameter each time:
 //
 //	:field, :address.city    a field of the event's data, or of a record
 //	                         within it; a missing field is NULL
@@ -205,7 +235,8 @@ func (sp *SQLProjection) Projection() *Projection {
 
 // Check validates the file against the latest schemas of its event types,
 // which schemaOf returns (Catalog.Latest, for one): each on TYPE must have
-// a schema, and each data parameter must name a field of it, through
+// a schema (and on-stream-deleted the system schema of $StreamDeleted),
+// and each data parameter must name a field of it, through
 // nested records and optional ones (a union of null and a record). It
 // returns every problem found, each naming its file and line, joined;
 // schemaOf's errors are wrapped.
@@ -217,7 +248,7 @@ func (sp *SQLProjection) Check(schemaOf func(eventType string) (*avro.Schema, er
 			err = errors.New("no schema")
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: -- strata:on %s: %w", sp.def.Source, st.onLine, st.eventType, err))
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", sp.def.Source, st.onLine, st.directive, err))
 			continue
 		}
 		for _, p := range st.params {
@@ -299,6 +330,11 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 			if err := p.on(d, arg, body); err != nil {
 				return nil, err
 			}
+		case "on-stream-deleted":
+			inSections = true
+			if err := p.onStreamDeleted(d, arg, body); err != nil {
+				return nil, err
+			}
 		case "query", "param":
 			inSections = true
 			var err error
@@ -314,7 +350,7 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 				return nil, err
 			}
 		default:
-			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup, on, query and param", name)
+			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param", name)
 		}
 	}
 	return p.finish()
@@ -379,17 +415,41 @@ func (p *sqlParser) setup(d token, arg string, body []token) error {
 }
 
 func (p *sqlParser) on(d token, typ string, body []token) error {
+	if strings.HasPrefix(typ, "$") {
+		if typ == eventstore.StreamDeletedType {
+			return p.errorf(d.line, "-- strata:on %s: write -- strata:on-stream-deleted for the section of a deleted stream", typ)
+		}
+		return p.errorf(d.line, "-- strata:on %s: a type that starts with $ is a system event's, and the only one a projection handles is %s, with -- strata:on-stream-deleted",
+			typ, eventstore.StreamDeletedType)
+	}
 	if err := eventstore.ValidateTypeName(typ); err != nil {
 		return p.errorf(d.line, "-- strata:on: %v", err)
 	}
 	if err := p.once(d, "on "+typ); err != nil {
 		return err
 	}
-	stmt, err := p.oneStatement(d, "-- strata:on", typ, body)
+	return p.section(d, "-- strata:on "+typ, "-- strata:on", typ, body)
+}
+
+// onStreamDeleted reads the section of $StreamDeleted.
+func (p *sqlParser) onStreamDeleted(d token, arg string, body []token) error {
+	if arg != "" {
+		return p.errorf(d.line, "-- strata:on-stream-deleted takes no argument (its event type is %s)", eventstore.StreamDeletedType)
+	}
+	if err := p.once(d, "on-stream-deleted"); err != nil {
+		return err
+	}
+	return p.section(d, "-- strata:on-stream-deleted", "-- strata:on-stream-deleted", eventstore.StreamDeletedType, body)
+}
+
+// section adds the statement of body, run for each event of type typ,
+// to the projection (for directive and section, see oneStatement).
+func (p *sqlParser) section(d token, directive, section, typ string, body []token) error {
+	stmt, err := p.oneStatement(d, directive, section, typ, body)
 	if err != nil {
 		return err
 	}
-	st := &statement{eventType: typ, onLine: d.line, line: stmt[0].line}
+	st := &statement{eventType: typ, directive: directive, onLine: d.line, line: stmt[0].line}
 	seen := map[string]bool{}
 	st.sql, err = p.numbered(stmt, "bind values by name (:field, :event.version)", func(t token) (string, error) {
 		key, prm, err := p.param(t)
@@ -407,9 +467,10 @@ func (p *sqlParser) on(d token, typ string, body []token) error {
 	return nil
 }
 
-// oneStatement returns the only statement of a section (section "-- strata:on",
-// of who "OrderShipped"), without its trailing semicolon.
-func (p *sqlParser) oneStatement(d token, section, who string, body []token) ([]token, error) {
+// oneStatement returns the only statement of a section (opened by
+// directive "-- strata:on OrderShipped", a section "-- strata:on" for who
+// "OrderShipped"), without its trailing semicolon.
+func (p *sqlParser) oneStatement(d token, directive, section, who string, body []token) ([]token, error) {
 	n := slices.IndexFunc(body, func(t token) bool { return t.kind == tokSemicolon })
 	if n < 0 {
 		n = len(body)
@@ -417,7 +478,7 @@ func (p *sqlParser) oneStatement(d token, section, who string, body []token) ([]
 		return nil, p.errorf(body[n+1].line, "a second statement for %s: a %s section holds one statement", who, section)
 	}
 	if n == 0 {
-		return nil, p.errorf(d.line, "%s %s has no statement", section, who)
+		return nil, p.errorf(d.line, "%s has no statement", directive)
 	}
 	return body[:n], nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-events/strata/internal/avro"
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/registry"
 )
 
 // onFile is a projection file whose only section is "on OrderShipped",
@@ -196,7 +197,7 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 		{"categories twice", "x.sql", cats + cats,
 			"x.sql:2: -- strata:categories is given twice (first on line 1)"},
 		{"an unknown directive", "x.sql", cats + "-- strata:on-error park\n",
-			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup, on, query and param"},
+			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param"},
 		{"a directive after code", "x.sql", cats + "-- strata:on A\nSELECT 1; -- strata:on B\n",
 			"x.sql:3: a -- strata: directive must start its line"},
 		{"two statements in one section", "x.sql", cats + "-- strata:on OrderShipped\nSELECT 1;\n\n  SELECT 2;\n",
@@ -241,6 +242,26 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 			`x.sql:3: :meta is not a value of the envelope or metadata: they are :event.category, :event.id, :event.position, :event.recordedAt, :event.streamId, :event.type, :event.version, :meta.causationId, :meta.correlationId, :meta.tenantId, :meta.userId, :meta.custom.KEY; write :data.meta for a data field`},
 		{"data without a field", "x.sql", cats + "-- strata:on A\nSELECT :data",
 			"x.sql:3: :data names no field: write :data.FIELD"},
+		{"on-stream-deleted twice", "x.sql", cats + "-- strata:on-stream-deleted\nDELETE FROM t\n-- strata:on A\nSELECT 1\n-- strata:on-stream-deleted\nDELETE FROM u\n",
+			"x.sql:6: -- strata:on-stream-deleted is given twice (first on line 2)"},
+		{"on-stream-deleted with an argument", "x.sql", cats + "-- strata:on-stream-deleted Order\nDELETE FROM t\n",
+			"x.sql:2: -- strata:on-stream-deleted takes no argument (its event type is $StreamDeleted)"},
+		{"on-stream-deleted without a statement", "x.sql", cats + "-- strata:on-stream-deleted\n-- nothing\n-- strata:on A\nSELECT 1",
+			"x.sql:2: -- strata:on-stream-deleted has no statement"},
+		{"on-stream-deleted with two statements", "x.sql", cats + "-- strata:on-stream-deleted\nDELETE FROM t;\nDELETE FROM u;\n",
+			"x.sql:4: a second statement for $StreamDeleted: a -- strata:on-stream-deleted section holds one statement"},
+		{"on-stream-deleted with a positional parameter", "x.sql", cats + "-- strata:on-stream-deleted\nDELETE FROM t WHERE id = $1\n",
+			"x.sql:3: positional parameter $1: bind values by name (:field, :event.version)"},
+		{"on-stream-deleted with an unknown envelope value", "x.sql", cats + "-- strata:on-stream-deleted\nDELETE FROM t WHERE id = :event.stream\n",
+			`x.sql:3: :event.stream is not a value of the envelope or metadata: they are :event.category, :event.id, :event.position, :event.recordedAt, :event.streamId, :event.type, :event.version, :meta.causationId, :meta.correlationId, :meta.tenantId, :meta.userId, :meta.custom.KEY; write :data.event.stream for a data field`},
+		{"on-stream-deleted after a query without its statement", "x.sql", cats + "-- strata:on A\nSELECT 1\n-- strata:query q\n-- strata:param limit int default 5 max 9\n-- strata:on-stream-deleted\nDELETE FROM t\n",
+			"x.sql:6: -- strata:query q has no statement"},
+		{"on-stream-deleted before the header", "x.sql", "-- strata:on-stream-deleted\nDELETE FROM t\n" + cats,
+			"x.sql:3: -- strata:categories must come before the first section"},
+		{"an on section for $StreamDeleted", "x.sql", cats + "-- strata:on $StreamDeleted\nDELETE FROM t\n",
+			"x.sql:2: -- strata:on $StreamDeleted: write -- strata:on-stream-deleted for the section of a deleted stream"},
+		{"an on section for another system type", "x.sql", cats + "-- strata:on $StreamTruncated\nDELETE FROM t\n",
+			"x.sql:2: -- strata:on $StreamTruncated: a type that starts with $ is a system event's, and the only one a projection handles is $StreamDeleted, with -- strata:on-stream-deleted"},
 		{"an unterminated string", "x.sql", cats + "-- strata:on A\nSELECT 'abc\n\n",
 			"x.sql:3: unterminated string constant"},
 		{"an unterminated E string", "x.sql", cats + "-- strata:on A\nSELECT E'abc\\'",
@@ -262,6 +283,50 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 				t.Errorf("ParseSQL(%q) = %q\nwant               %q", tt.text, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseSQLReadsTheStreamDeletedSection(t *testing.T) {
+	sp := mustParseSQL(t, "x.sql", `-- strata:categories Order
+-- strata:on OrderCreated
+INSERT INTO totals VALUES (:orderId, 0)
+
+-- strata:on-stream-deleted
+-- comments are allowed, as in any section
+WITH gone AS (DELETE FROM lines WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1))
+DELETE FROM totals
+WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1)
+  AND :streamId = :event.streamId AND NOT :hard AND :event.version > 0;
+`)
+	st := sp.byType[StreamDeletedType]
+	if st == nil {
+		t.Fatalf("no statement for %s; statements for %v", StreamDeletedType, slices.Collect(maps.Keys(sp.byType)))
+	}
+	wantSQL := "WITH gone AS (DELETE FROM lines WHERE order_id = substr($1, strpos($1, '-') + 1))\n" +
+		"DELETE FROM totals\nWHERE order_id = substr($1, strpos($1, '-') + 1)\n" +
+		"  AND $2 = $1 AND NOT $3 AND $4 > 0"
+	if st.sql != wantSQL {
+		t.Errorf("statement = %q, want %q", st.sql, wantSQL)
+	}
+	if diff := cmp.Diff([]string{"event.streamId", "streamId", "hard", "event.version"}, paramNames(st)); diff != "" {
+		t.Errorf("parameters (-want +got):\n%s", diff)
+	}
+	if st.eventType != "$StreamDeleted" || st.directive != "-- strata:on-stream-deleted" || st.onLine != 5 || st.line != 7 {
+		t.Errorf("statement for %q opened by %q on line %d, from line %d; want $StreamDeleted, -- strata:on-stream-deleted, 5, 7",
+			st.eventType, st.directive, st.onLine, st.line)
+	}
+	ev := Event{StreamID: "Order-a-1", Version: 4, Type: StreamDeletedType, Data: map[string]any{"streamId": "Order-a-1", "hard": true}}
+	var got []any
+	for _, p := range st.params {
+		got = append(got, p.value(&ev))
+	}
+	if diff := cmp.Diff([]any{"Order-a-1", "Order-a-1", true, int64(4)}, got); diff != "" {
+		t.Errorf("values bound for %+v (-want +got):\n%s", ev, diff)
+	}
+
+	only := mustParseSQL(t, "x.sql", "-- strata:categories Order\n-- strata:on-stream-deleted\nDELETE FROM t WHERE id = :event.streamId")
+	if len(only.statements) != 1 {
+		t.Errorf("a file with only an on-stream-deleted section has %d statements, want 1", len(only.statements))
 	}
 }
 
@@ -326,7 +391,7 @@ func TestLoadDir(t *testing.T) {
 		writeFile(t, dir, "c.sql", "-- strata:bogus\n")
 		_, err := LoadDir(dir)
 		want := filepath.Join(dir, "b.sql") + ":2: projection same is defined in " + filepath.Join(dir, "a.sql") + " too\n" +
-			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup, on, query and param"
+			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param"
 		if err == nil || err.Error() != want {
 			t.Errorf("LoadDir = %v\nwant %s", err, want)
 		}
@@ -347,7 +412,8 @@ func writeFile(t *testing.T, dir, name, text string) {
 	}
 }
 
-// exampleSchemas returns the latest of the schemas in /schemas by event type.
+// exampleSchemas returns the latest of the schemas in /schemas by event
+// type, and the system schemas, as writer schemas apply registers them.
 func exampleSchemas(t testing.TB) func(string) (*avro.Schema, error) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "schemas", "*.avsc"))
@@ -367,6 +433,9 @@ func exampleSchemas(t testing.TB) func(string) (*avro.Schema, error) {
 		}
 		latest[s.Name()] = s
 	}
+	for _, f := range registry.SystemSchemas() {
+		latest["$"+f.Schema.Name()] = f.Schema
+	}
 	return func(typ string) (*avro.Schema, error) {
 		if s := latest[typ]; s != nil {
 			return s, nil
@@ -385,6 +454,9 @@ func TestCheckAgainstTheExampleSchemas(t *testing.T) {
 		sp := mustParseSQL(t, "projections/shipped_items.sql", string(text))
 		if err := sp.Check(schemaOf); err != nil {
 			t.Errorf("Check = %v", err)
+		}
+		if sp.byType[StreamDeletedType] == nil {
+			t.Error("shipped_items has no -- strata:on-stream-deleted section")
 		}
 	})
 	t.Run("envelope values, data.name and new fields pass", func(t *testing.T) {
@@ -416,6 +488,34 @@ DELETE FROM orders WHERE id = :orderId
 			t.Errorf("Check = %v, want it to wrap schemaOf's unknown_event_type", err)
 		}
 	})
+	t.Run("on-stream-deleted binds the fields of $StreamDeleted", func(t *testing.T) {
+		sp := mustParseSQL(t, "projections/x.sql", `-- strata:categories Order
+-- strata:on OrderShipped
+SELECT :orderId
+-- strata:on-stream-deleted
+DELETE FROM orders
+WHERE id = :orderId AND :streamId = :event.streamId AND :hard
+`)
+		err := sp.Check(schemaOf)
+		want := `projections/x.sql:6: $StreamDeleted has no field "orderId"`
+		if err == nil || err.Error() != want {
+			t.Errorf("Check = %v\nwant %s", err, want)
+		}
+	})
+	t.Run("on-stream-deleted needs the system schema", func(t *testing.T) {
+		sp := mustParseSQL(t, "projections/x.sql", "-- strata:categories Order\n\n-- strata:on-stream-deleted\nDELETE FROM orders WHERE id = :streamId\n")
+		withoutSystem := func(typ string) (*avro.Schema, error) {
+			if strings.HasPrefix(typ, "$") {
+				return nil, eventstore.Errorf(eventstore.CodeUnknownEventType, "unknown event type %q", typ)
+			}
+			return schemaOf(typ)
+		}
+		err := sp.Check(withoutSystem)
+		want := `projections/x.sql:3: -- strata:on-stream-deleted: unknown event type "$StreamDeleted"`
+		if err == nil || err.Error() != want || !errors.Is(err, eventstore.ErrUnknownEventType) {
+			t.Errorf("Check = %v\nwant %s, wrapping unknown_event_type", err, want)
+		}
+	})
 }
 
 // FuzzParseSQL checks that the parser never panics, and that a statement
@@ -424,6 +524,7 @@ func FuzzParseSQL(f *testing.F) {
 	if text, err := os.ReadFile(filepath.Join("..", "projections", "shipped_items.sql")); err == nil {
 		f.Add(string(text))
 	}
+	f.Add("-- strata:categories Order\n-- strata:on-stream-deleted\nDELETE FROM t WHERE id = substr(:event.streamId, 7) AND :hard;")
 	for _, stmt := range []string{
 		"SELECT :a::int, :a, :b.c, 'x:y', E'\\':z', \"q:r\", $$:s$$, $t$ :u $t$ -- :v\n/* :w /* */ */ arr[1:2], arr[lo:hi]",
 		"SELECT :event.id, :meta.custom.k, :data.event, :x.",

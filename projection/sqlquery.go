@@ -288,7 +288,7 @@ func (p *sqlParser) queryParam(d token, arg string) error {
 func (p *sqlParser) queryStatement(d token, body []token) error {
 	q := p.pending
 	p.pending = nil
-	stmt, err := p.oneStatement(d, "-- strata:query", q.Name, body)
+	stmt, err := p.oneStatement(d, "-- strata:query "+q.Name, "-- strata:query", q.Name, body)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,18 @@ SELECT order_id, item_id, quantity, :shippingAddress::text, :timestamp::timestam
 FROM shipped
 ON CONFLICT (order_id, item_id) DO NOTHING;
 
+-- strata:on-stream-deleted
+-- A deleted order leaves nothing behind, pending or shipped; written again
+-- (after a soft deletion), it starts afresh. The order id is the stream id
+-- after "Order-" (which the contract makes the events' orderId), taken
+-- with strpos rather than split_part because an id may hold "-" itself.
+WITH pending AS (
+    DELETE FROM shipped_items_pending
+    WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1)
+)
+DELETE FROM shipped_items
+WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1);
+
 -- strata:query search
 -- Items whose id is q, or whose shipping address has q's words, the most
 -- recently shipped first: GET /v1/projections/shipped_items/queries/search?q=

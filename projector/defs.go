@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/projection"
 )
 
@@ -103,14 +105,25 @@ func known(defs []definition) string {
 
 // check validates the declarative projections against the latest schemas
 // of their event types: every event type handled and every field bound
-// must exist, so that a typo fails at start instead of binding NULL.
+// must exist, so that a typo fails at start instead of binding NULL. The
+// schema of $StreamDeleted, which writer schemas apply registers beside
+// the files' since streams can be deleted, is missing from a registry
+// applied to before: that error says so.
 func check(ctx context.Context, defs []definition, latest func(ctx context.Context, eventType string) (*avro.Schema, error)) error {
+	schemaOf := func(t string) (*avro.Schema, error) {
+		s, err := latest(ctx, t)
+		if t == projection.StreamDeletedType && errors.Is(err, eventstore.ErrUnknownEventType) {
+			return nil, fmt.Errorf("the system schema %s.StreamDeleted is not registered: run writer schemas apply, which registers it with STRATA_SCHEMAS_DIR's (%w)",
+				registry.SystemNamespace, err)
+		}
+		return s, err
+	}
 	var errs []error
 	for _, d := range defs {
 		if d.sql == nil {
 			continue
 		}
-		errs = append(errs, d.sql.Check(func(t string) (*avro.Schema, error) { return latest(ctx, t) }))
+		errs = append(errs, d.sql.Check(schemaOf))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("the declarative projections do not match the registered schemas (register the schemas first: writer schemas apply):\n%w", err)

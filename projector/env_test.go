@@ -34,7 +34,8 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
 var ctx = context.Background()
 
-// env is a store with the Order schemas in its embedded registry, a relay
+// env is a store with the Order schemas and the system ones in its
+// embedded registry (as writer schemas apply registers them), a relay
 // publishing it to a Kafka namespace of the test's own, and the settings
 // a projector needs to read it into a read-model schema of its own.
 type env struct {
@@ -67,7 +68,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Apply(ctx, files, false); err != nil {
+	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		t.Fatal(err)
 	}
 	e.catalog = registry.NewCatalog(reg, registry.CatalogOptions{})

@@ -270,6 +270,8 @@ func TestBadCommandLinesAreRefusedAndChangeNothing(t *testing.T) {
 		{[]string{"run"}, []string{"STRATA_READMODEL_SCHEMA=Read-Model"}, "STRATA_READMODEL_SCHEMA (--readmodel-schema)"},
 		{[]string{"run"}, []string{"STRATA_PROJECTIONS_DIR=" + badDir}, "broken.sql:3: positional parameter $1"},
 		{[]string{"run"}, []string{"STRATA_PROJECTIONS_DIR=" + typoDir}, `typo.sql:5: OrderShipped has no field "shippingAdress"`},
+		{[]string{"run"}, e.storeWithoutSystemSchemas(),
+			"shipped_items.sql:49: -- strata:on-stream-deleted: the system schema strata.system.StreamDeleted is not registered: run writer schemas apply"},
 		{[]string{"list"}, []string{"STRATA_PROJECTIONS_DIR=" + badDir}, "broken.sql:3:"},
 		{[]string{"rebuild"}, nil, "projector rebuild takes one projection name"},
 		{[]string{"rebuild", "nope"}, nil, `no projection is named "nope"`},

@@ -21,7 +21,7 @@ import (
 )
 
 // Event types of the Order category that order_summary reads; it ignores
-// any other.
+// any other but projection.StreamDeletedType.
 const (
 	TypeOrderCreated   = "OrderCreated"
 	TypeOrderItemAdded = "OrderItemAdded"
@@ -100,6 +100,12 @@ CREATE TABLE IF NOT EXISTS order_summary_items (
 // floats. Events of other types are ignored, and do not advance version.
 // A second OrderCreated or OrderShipped of an order overwrites what the
 // first set, except that a missing (zero) timestamp keeps the stored one.
+//
+// A deletion of the order's stream (projection.StreamDeletedType, soft or
+// hard) removes its row and its items: the batch deletes them before its
+// upserts, and forgets what it had folded of the order before the
+// deletion. A soft-deleted stream written again starts a new row from its
+// new events, as if the order were new, its version that of its stream.
 func SummaryProjection() *projection.Projection {
 	return &projection.Projection{
 		Name:       "order_summary",
@@ -132,6 +138,12 @@ ON CONFLICT (order_id) DO UPDATE SET
     total            = s.total + excluded.total,
     version          = GREATEST(s.version, excluded.version)`
 
+// SummaryDeleteOrders removes the orders $1 and their items, for their
+// streams' deletions; it runs before the upserts of the batch.
+const SummaryDeleteOrders = `
+WITH items AS (DELETE FROM order_summary_items WHERE order_id = ANY($1::text[]))
+DELETE FROM order_summary WHERE order_id = ANY($1::text[])`
+
 // SummaryUpsertItems adds each item's quantity and sets its latest price and
 // currency.
 const SummaryUpsertItems = `
@@ -151,16 +163,25 @@ func applySummary(ctx context.Context, tx pgx.Tx, events []projection.Event) err
 		return nil
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(SummaryUpsertOrders, f.orderColumns()...)
+	if deleted := f.deleted(); len(deleted) > 0 {
+		batch.Queue(SummaryDeleteOrders, deleted)
+	}
+	if upserts := f.orderColumns(); upserts != nil {
+		batch.Queue(SummaryUpsertOrders, upserts...)
+	}
 	if len(f.items) > 0 {
 		batch.Queue(SummaryUpsertItems, f.itemColumns()...)
 	}
 	return tx.SendBatch(ctx, batch).Close()
 }
 
-// orderDelta is what a batch does to one order's row.
+// orderDelta is what a batch does to one order's row: delete it, if its
+// stream was deleted, then upsert what the events after the last deletion
+// made, if any.
 type orderDelta struct {
 	id         string
+	deleted    bool       // the stored row and items go first
+	upsert     bool       // there are events since the deletion, or no deletion
 	customerID *string    // set by OrderCreated
 	createdAt  *time.Time // set by OrderCreated with a timestamp
 	shipped    bool
@@ -189,11 +210,15 @@ type summaryFold struct {
 func (f *summaryFold) add(e *projection.Event) {
 	switch e.Type {
 	case TypeOrderCreated, TypeOrderItemAdded, TypeOrderShipped:
+	case projection.StreamDeletedType:
+		f.deleteOrder(orderID(e))
+		return
 	default:
 		return
 	}
 	id := orderID(e)
 	o := f.order(id)
+	o.upsert = true
 	o.version = max(o.version, e.Version)
 	switch e.Type {
 	case TypeOrderCreated:
@@ -243,6 +268,30 @@ func (f *summaryFold) order(id string) *orderDelta {
 	return o
 }
 
+// deleteOrder forgets what the batch did to order id so far, and has its
+// stored row and items deleted.
+func (f *summaryFold) deleteOrder(id string) {
+	*f.order(id) = orderDelta{id: id, deleted: true}
+	for k := range f.items {
+		if k[0] == id {
+			delete(f.items, k)
+		}
+	}
+}
+
+// deleted returns the orders whose rows are deleted, in order id order,
+// as SummaryDeleteOrders' argument.
+func (f *summaryFold) deleted() []string {
+	var ids []string
+	for _, id := range f.orderIDs {
+		if f.orders[id].deleted {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // orderID is the stream id's part after the category, or the data's
 // orderId for a stream id without one.
 func orderID(e *projection.Event) string {
@@ -253,10 +302,20 @@ func orderID(e *projection.Event) string {
 }
 
 // orderColumns returns SummaryUpsertOrders' arguments, rows in order id order so
-// that concurrent writers lock rows in one order.
+// that concurrent writers lock rows in one order; nil when no order is
+// upserted.
 func (f *summaryFold) orderColumns() []any {
-	slices.Sort(f.orderIDs)
-	n := len(f.orderIDs)
+	var ids []string
+	for _, id := range f.orderIDs {
+		if f.orders[id].upsert {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	n := len(ids)
 	var (
 		customers  = make([]*string, n)
 		createdAt  = make([]*time.Time, n)
@@ -267,7 +326,7 @@ func (f *summaryFold) orderColumns() []any {
 		totals     = make([]pgtype.Numeric, n)
 		versions   = make([]int64, n)
 	)
-	for i, id := range f.orderIDs {
+	for i, id := range ids {
 		o := f.orders[id]
 		customers[i], createdAt[i], shipped[i], shippedAt[i] = o.customerID, o.createdAt, o.shipped, o.shippedAt
 		if o.shipped {
@@ -275,7 +334,7 @@ func (f *summaryFold) orderColumns() []any {
 		}
 		itemCounts[i], totals[i], versions[i] = o.itemCount, o.total.numeric(), o.version
 	}
-	return []any{f.orderIDs, customers, createdAt, shipped, addresses, shippedAt, itemCounts, totals, versions}
+	return []any{ids, customers, createdAt, shipped, addresses, shippedAt, itemCounts, totals, versions}
 }
 
 // itemColumns returns SummaryUpsertItems' arguments, rows in key order.

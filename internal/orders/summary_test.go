@@ -136,6 +136,18 @@ func (b *events) shipped(order, address string) *events {
 	return b.add(TypeOrderShipped, order, map[string]any{"shippingAddress": address})
 }
 
+// deleted adds the $StreamDeleted of the order's stream, as the store
+// appends it: at the stream's next version, its data the stream id.
+func (b *events) deleted(order string, hard bool) *events {
+	stream := "Order-" + order
+	b.versions[stream]++
+	b.list = append(b.list, projection.Event{
+		ID: fmt.Sprintf("e-%d", len(b.list)), StreamID: stream, Category: "Order", Type: projection.StreamDeletedType,
+		Version: b.versions[stream], Data: map[string]any{"streamId": stream, "hard": hard},
+	})
+	return b
+}
+
 // story is three orders interleaved as one partition would carry them: one
 // created, filled and shipped, one left open, one shipped without items;
 // with an item added twice, v1 items beside v2 items in EUR and an event
@@ -245,6 +257,80 @@ func TestTheOrderIDComesFromTheStream(t *testing.T) {
 	if id != "s1" {
 		t.Errorf("order_id = %q, want s1 from stream Order-s1", id)
 	}
+}
+
+// deletionStory is the story with a1 deleted once shipped, b2 deleted
+// softly while open and then written again, and an order with a "-" in its
+// id deleted too; c3 stays as it was.
+func deletionStory(t testing.TB) []projection.Event {
+	b := &events{t: t, versions: map[string]int64{}, list: story(t)}
+	for _, e := range b.list {
+		b.versions[e.StreamID] = max(b.versions[e.StreamID], e.Version)
+	}
+	return b.
+		created("d-4", "user4").
+		item("d-4", "nut", 2, "0.25", "").
+		deleted("a1", true).
+		deleted("b2", false).
+		deleted("d-4", false).
+		created("b2", "user9").
+		item("b2", "washer", 5, "0.02", "").
+		list
+}
+
+var deletionStoryRows = []string{
+	"order b2 customer=user9 status=open items=5 total=0.10 address=<NULL> created=2023-10-27T10:16:00 shipped=<NULL> version=7",
+	storyRows[2], // c3
+	"item b2/washer quantity=5 price=0.02 currency=USD",
+}
+
+func TestADeletedStreamRemovesItsOrder(t *testing.T) {
+	t.Run("in one batch", func(t *testing.T) {
+		pool := newReadModel(t)
+		applyBatches(t, pool, deletionStory(t))
+		if diff := cmp.Diff(deletionStoryRows, rows(t, pool)); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("split anywhere, or one event a batch", func(t *testing.T) {
+		pool := newReadModel(t)
+		all := deletionStory(t)
+		check := func(name string, batches ...[]projection.Event) {
+			t.Helper()
+			if _, err := pool.Exec(ctx, "TRUNCATE order_summary, order_summary_items"); err != nil {
+				t.Fatal(err)
+			}
+			applyBatches(t, pool, batches...)
+			if diff := cmp.Diff(deletionStoryRows, rows(t, pool)); diff != "" {
+				t.Errorf("%s: rows (-want +got):\n%s", name, diff)
+			}
+		}
+		for i := 1; i < len(all); i++ {
+			check(fmt.Sprintf("split before event %d", i), all[:i], all[i:])
+		}
+		var single [][]projection.Event
+		for i := range all {
+			single = append(single, all[i:i+1])
+		}
+		check("one event a batch", single...)
+	})
+	t.Run("a deletion touches no other order, nor an order never seen", func(t *testing.T) {
+		pool := newReadModel(t)
+		applyBatches(t, pool, story(t), newEvents(t).deleted("ghost", false).deleted("a", true).list)
+		if diff := cmp.Diff(storyRows, rows(t, pool)); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a deletion alone in a batch deletes", func(t *testing.T) {
+		pool := newReadModel(t)
+		b := newEvents(t).created("x", "u").item("x", "i", 1, "1.00", "")
+		applyBatches(t, pool, b.list)
+		b.list = nil
+		applyBatches(t, pool, b.deleted("x", false).list)
+		if got := rows(t, pool); len(got) != 0 {
+			t.Errorf("after the deletion, rows = %q, want none", got)
+		}
+	})
 }
 
 // BenchmarkSummaryApply applies batches of 1000 events (100 orders of 10

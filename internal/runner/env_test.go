@@ -31,7 +31,8 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
 var ctx = context.Background()
 
-// env is a store with the Order schemas, a relay publishing it to a Kafka
+// env is a store with the Order schemas and the system ones (as writer
+// schemas apply registers them), a relay publishing it to a Kafka
 // namespace of the test's own, and a read-model schema.
 type env struct {
 	t         *testing.T
@@ -61,7 +62,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Apply(ctx, files, false); err != nil {
+	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		t.Fatal(err)
 	}
 	catalog := registry.NewCatalog(reg, registry.CatalogOptions{})

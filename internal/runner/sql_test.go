@@ -92,6 +92,40 @@ func TestTheShippedItemsProjectionListsAndFindsShippedItems(t *testing.T) {
 			t.Errorf("search for %q = %v, want %v", tt.q, got, tt.want)
 		}
 	}
+
+	// Deleting an order removes its items, shipped (s1, hard) or
+	// waiting (s3, soft); written again, s3 starts afresh.
+	e.deleteStream("Order-s1", true)
+	e.deleteStream("Order-s3", false)
+	e.appendTo("Order-s3", e.item("s3", "sku-teapot", 2),
+		e.event("OrderShipped", `{"orderId":"s3","shippingAddress":"1 Quay Lane, Hull","timestamp":"2026-02-05T11:00:00Z"}`))
+	e.waitForRows("shipped_items after the deletions", 30*time.Second, `
+		SELECT format('shipped %s/%s quantity=%s to %s', order_id, item_id, quantity, shipping_address) FROM shipped_items
+		UNION ALL SELECT format('pending %s/%s quantity=%s', order_id, item_id, quantity) FROM shipped_items_pending
+		ORDER BY 1`,
+		[]string{
+			"shipped s2/sku-mug quantity=4 to 7 Castle Street, York",
+			"shipped s3/sku-teapot quantity=2 to 1 Quay Lane, Hull",
+		})
+}
+
+// deleteStream deletes a stream at its current version, as
+// DELETE /v1/streams/{id} does.
+func (e *env) deleteStream(stream string, hard bool) {
+	e.t.Helper()
+	id := eventstore.MustParseStreamID(stream)
+	ev := e.event(projection.StreamDeletedType, fmt.Sprintf(`{"streamId":%q,"hard":%t}`, stream, hard))
+	if _, err := e.store.DeleteStream(ctx, eventstore.Deletion{Stream: id, Expected: eventstore.StreamExists, Hard: hard, Event: ev}); err != nil {
+		e.t.Fatalf("delete %s: %v", stream, err)
+	}
+}
+
+// appendTo appends events to a stream that exists.
+func (e *env) appendTo(stream string, events ...eventstore.EventData) {
+	e.t.Helper()
+	if _, err := e.store.Append(ctx, eventstore.MustParseStreamID(stream), eventstore.StreamExists, events); err != nil {
+		e.t.Fatalf("append to %s: %v", stream, err)
+	}
 }
 
 // cmpEmpty makes nil and empty slices equal.
@@ -203,23 +237,9 @@ func (e *env) schemaFile(typ string, version int) *avro.Schema {
 	return nil
 }
 
-// latestSchema returns the latest schema of an event type in
-// ../../schemas.
+// latestSchema returns the latest registered schema of an event type.
 func (e *env) latestSchema(typ string) (*avro.Schema, error) {
-	files, err := registry.ReadSchemaDir("../../schemas")
-	if err != nil {
-		return nil, err
-	}
-	var latest registry.SchemaFile
-	for _, f := range files {
-		if f.Schema.Name() == typ && f.Version > latest.Version {
-			latest = f
-		}
-	}
-	if latest.Schema == nil {
-		return nil, fmt.Errorf("no schema of %s", typ)
-	}
-	return latest.Schema, nil
+	return e.catalog.Latest(ctx, typ)
 }
 
 // eventWith encodes an event with schema sc, as a writer still on that
