@@ -27,27 +27,7 @@ func TestServeReportsItsRelay(t *testing.T) {
 	env["STRATA_TOPIC_PREFIX"] = prefix
 	env["STRATA_TOPIC_PARTITIONS"] = "3"
 	env["STRATA_STORE_NAME"] = harness.UniqueName("store")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--console=false"}, func(k string) string { return env[k] }, out, io.Discard)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve = %v", err)
-		}
-	}()
-	listening := regexp.MustCompile(`writer listening on (http://\S+)`)
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := listening.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("serve did not start: %q", out.String())
-		}
-	}
+	base := serveInTest(t, env)
 
 	resp, err := http.Post(base+"/v1/streams/Order-a1/events", "application/json", strings.NewReader(`{"expectedVersion": -1, "events": [
 		{"type": "OrderCreated", "data": {"orderId": "a1", "customerId": "c", "timestamp": "2023-10-27T10:00:00Z"}}]}`))
@@ -91,4 +71,31 @@ func TestServeReportsItsRelay(t *testing.T) {
 		t.Errorf("GET /v1/relay?stream=Order-a1 = %s; want the active relay past the event, and Order-a1 on %s/%d", body, topic, want)
 	}
 	t.Logf("GET /v1/relay?stream=Order-a1 = %s", body)
+}
+
+// serveInTest runs writer serve with env and args until the test ends, and
+// returns its base URL.
+func serveInTest(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		args := append([]string{"serve", "--http-addr", "127.0.0.1:0", "--console=false"}, args...)
+		done <- run(ctx, args, func(k string) string { return env[k] }, out, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve = %v", err)
+		}
+	})
+	listening := regexp.MustCompile(`writer listening on (http://\S+)`)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %q", out.String())
+		}
+	}
 }

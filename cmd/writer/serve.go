@@ -52,10 +52,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var groupSlots, maxSubs, maxSubsPerToken int
 	var withRelay, withConsole bool
 	var projectorURL string
+	var scavengeInterval time.Duration
 	cmd := serveCommand
 	cmd.Flags = func(fs *flag.FlagSet) {
 		relayFlag(fs, &withRelay)
 		fs.BoolVar(&withConsole, "console", true, "serve the web console at /console/ (its pages read and act through this API, with its tokens)")
+		fs.DurationVar(&scavengeInterval, "scavenge-interval", postgres.DefaultScavengeInterval,
+			"time between rounds of the scavenger, which removes the published events that deletions and retention settings hide; 0 turns it off")
 		fs.StringVar(&projectorURL, "projector-url", "http://127.0.0.1:8081",
 			"a projector's read API, which the console's projection pages reach through this writer at "+httpapi.ProjectorPrefix+"/; empty: none")
 		fs.DurationVar(&requestTimeout, "request-timeout", httpapi.DefaultTimeout, "bound on a request's work against the database")
@@ -76,6 +79,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := cfg.CheckExposure(); err != nil {
 		return err
+	}
+	if scavengeInterval < 0 {
+		return fmt.Errorf("--scavenge-interval must not be negative (0 turns the scavenger off), not %s", scavengeInterval)
 	}
 	if maxSubs < 1 || maxSubsPerToken < 1 {
 		return fmt.Errorf("--max-subscriptions and --max-subscriptions-per-token must be at least 1, not %d and %d", maxSubs, maxSubsPerToken)
@@ -155,6 +161,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	g.Go(func() error { return catalog.Run(gctx) })
 	if r != nil {
 		g.Go(func() error { return r.Run(gctx) })
+	}
+	if scavengeInterval > 0 {
+		g.Go(func() error {
+			store.RunScavenger(gctx, postgres.ScavengerOptions{Interval: scavengeInterval})
+			return nil
+		})
 	}
 	return g.Wait()
 }

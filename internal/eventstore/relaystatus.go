@@ -31,6 +31,9 @@ type RelayReport struct {
 // the relay published to, by topic: a stream's partition among them is
 // where its events go.
 type RelayCheckpoint struct {
+	// Cursor is the checkpoint's position in the store: every event
+	// before it is published (the scavenger removes none after it).
+	Cursor     Cursor
 	Position   int64
 	Published  int64
 	At         time.Time

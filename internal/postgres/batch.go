@@ -55,7 +55,8 @@ import (
 const readSliceSQL = `WITH cut AS MATERIALIZED (
 	SELECT pg_current_snapshot()::text AS now,
 		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x,
-		$9::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8) AS anchored,
+		$9::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8)
+			OR EXISTS (SELECT 1 FROM scavenged WHERE position = $9 AND event_id = $10 AND tx_id >= $11::xid8) AS anchored,
 		(SELECT epoch FROM store_meta) AS epoch
 ), ` + topSQL + `
 SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,

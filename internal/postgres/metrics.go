@@ -7,6 +7,7 @@ type poolCollector struct {
 	s                                   *Store
 	conns, max, acquires, empty, waited *prometheus.Desc
 	statements, grouped                 *prometheus.Desc
+	scavenged                           *prometheus.Desc
 }
 
 // Collector returns a Prometheus collector of the store's connection pool —
@@ -25,11 +26,13 @@ func (s *Store) Collector() prometheus.Collector {
 			"Statements that stored groups of single-event appends (group commit).", nil, nil),
 		grouped: prometheus.NewDesc("strata_append_grouped_appends_total",
 			"Single-event appends stored through groups; divided by the statements, the mean group size.", nil, nil),
+		scavenged: prometheus.NewDesc("strata_scavenged_events_total",
+			"Events the scavenger removed: excluded by deletions and retention settings, and published.", nil, nil),
 	}
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.max, c.acquires, c.empty, c.waited, c.statements, c.grouped} {
+	for _, d := range []*prometheus.Desc{c.conns, c.max, c.acquires, c.empty, c.waited, c.statements, c.grouped, c.scavenged} {
 		ch <- d
 	}
 }
@@ -43,6 +46,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()))
 	ch <- prometheus.MustNewConstMetric(c.empty, prometheus.CounterValue, float64(st.EmptyAcquireCount()))
 	ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, st.AcquireDuration().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.scavenged, prometheus.CounterValue, float64(c.s.scavenged.Load()))
 	if g := c.s.groups; g != nil {
 		ch <- prometheus.MustNewConstMetric(c.statements, prometheus.CounterValue, float64(g.statements.Load()))
 		ch <- prometheus.MustNewConstMetric(c.grouped, prometheus.CounterValue, float64(g.appends.Load()))

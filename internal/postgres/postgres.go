@@ -69,6 +69,7 @@ type Store struct {
 	sliceSize     int
 	log           *slog.Logger
 	epoch         atomic.Int64             // loaded by Check; cursors carry it
+	scavenged     atomic.Int64             // events removed by ScavengeBatch
 	id            atomic.Pointer[[16]byte] // loaded by Check: the store's identity
 	versions      *knownVersions
 	settleTimeout time.Duration

@@ -31,13 +31,13 @@ func (s *Store) SaveRelayReport(ctx context.Context, rep eventstore.RelayReport)
 		partitions = map[string]int{}
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO relay_status (lease, instance, active_since, checkpoint_position,
-			checkpoint_published, checkpoint_at, partitions, halted, lag_seconds, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+			checkpoint_published, checkpoint_at, partitions, halted, lag_seconds, checkpoint_cursor, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
 		ON CONFLICT (lease) DO UPDATE SET instance = EXCLUDED.instance, active_since = EXCLUDED.active_since,
 			checkpoint_position = EXCLUDED.checkpoint_position, checkpoint_published = EXCLUDED.checkpoint_published,
 			checkpoint_at = EXCLUDED.checkpoint_at, partitions = EXCLUDED.partitions, halted = EXCLUDED.halted,
-			lag_seconds = EXCLUDED.lag_seconds, updated_at = EXCLUDED.updated_at`,
-		RelayLease, rep.Instance, rep.ActiveSince, cp.Position, cp.Published, at, partitions, rep.Halted, rep.LagSeconds)
+			lag_seconds = EXCLUDED.lag_seconds, checkpoint_cursor = EXCLUDED.checkpoint_cursor, updated_at = EXCLUDED.updated_at`,
+		RelayLease, rep.Instance, rep.ActiveSince, cp.Position, cp.Published, at, partitions, rep.Halted, rep.LagSeconds, string(cp.Cursor))
 	return translate(err)
 }
 

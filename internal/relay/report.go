@@ -161,5 +161,5 @@ func (rp *reporter) halted(h *Halt) {
 }
 
 func checkpointOf(cp Checkpoint) eventstore.RelayCheckpoint {
-	return eventstore.RelayCheckpoint{Position: cp.Position, Published: cp.Published, At: cp.At, Partitions: cp.Partitions}
+	return eventstore.RelayCheckpoint{Cursor: cp.Cursor, Position: cp.Position, Published: cp.Published, At: cp.At, Partitions: cp.Partitions}
 }

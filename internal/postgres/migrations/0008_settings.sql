@@ -5,7 +5,7 @@
 --   max_count        the last max_count versions
 --   max_age_ms       events recorded within that many milliseconds of now
 -- The events they exclude stay in the table, in $all and in their category
--- until a scavenger removes them. NULL: no such limit.
+-- until the scavenger removes them. NULL: no such limit.
 CREATE TABLE stream_settings (
 	stream_id       text PRIMARY KEY,
 	truncate_before bigint CHECK (truncate_before >= 0),
@@ -19,4 +19,16 @@ CREATE TABLE category_settings (
 	max_count       bigint CHECK (max_count >= 1),
 	max_age_ms      bigint CHECK (max_age_ms >= 1000),
 	updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- The scavenger removes only events the relay has published: those of
+-- transactions before its checkpoint cursor's snapshot, which it reports.
+ALTER TABLE relay_status ADD COLUMN checkpoint_cursor text;
+
+-- What the scavenger removed, by identity only (no data): a cursor whose
+-- anchor event was scavenged still proves its history (see cursor.go).
+CREATE TABLE scavenged (
+	position bigint PRIMARY KEY,
+	event_id uuid NOT NULL,
+	tx_id    xid8 NOT NULL
 );
