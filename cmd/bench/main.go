@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector", "scavenge"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"latency":   benchRelayLatency,
 		"subscribe": benchSubscribe,
 		"projector": benchProjector,
+		"scavenge":  benchScavenge,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)
