@@ -48,7 +48,10 @@ func benchScavenge(ctx context.Context, url string, cfg benchConfig, t *table, l
 	for range cfg.rounds {
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); s.RunScavenger(sctx, postgres.ScavengerOptions{Interval: 50 * time.Millisecond}) }()
+		go func() {
+			defer close(done)
+			s.RunScavenger(sctx, postgres.ScavengerOptions{Interval: 50 * time.Millisecond})
+		}()
 		o, lat, err := throughput(ctx, workers, cfg.duration, ours)
 		stop()
 		<-done

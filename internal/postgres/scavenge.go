@@ -123,10 +123,15 @@ type ScavengerOptions struct {
 	Interval time.Duration
 	// Batch is how many events a batch removes at most; default 500.
 	Batch int
-	// Pause is the rest between two batches of a round, which keeps the
-	// scavenger's share of the database small; default 20ms.
-	Pause time.Duration
+	// Share is the part of the time a round spends in batches: after a
+	// batch that took d, it rests d×(1-Share)/Share, so that the
+	// scavenger takes about that share of one connection's time, whatever
+	// the machine; default DefaultScavengeShare.
+	Share float64
 }
+
+// DefaultScavengeShare keeps the scavenger in batches a tenth of the time.
+const DefaultScavengeShare = 0.1
 
 // DefaultScavengeInterval is the time between two rounds of the scavenger.
 const DefaultScavengeInterval = time.Minute
@@ -141,8 +146,8 @@ func (s *Store) RunScavenger(ctx context.Context, opts ScavengerOptions) {
 	if opts.Batch <= 0 {
 		opts.Batch = 500
 	}
-	if opts.Pause <= 0 {
-		opts.Pause = 20 * time.Millisecond
+	if opts.Share <= 0 || opts.Share > 1 {
+		opts.Share = DefaultScavengeShare
 	}
 	log := s.log.With("component", "scavenger")
 	tick := time.NewTicker(opts.Interval)
@@ -151,6 +156,7 @@ func (s *Store) RunScavenger(ctx context.Context, opts ScavengerOptions) {
 	for {
 		round := 0
 		for ctx.Err() == nil {
+			start := time.Now()
 			n, err := s.ScavengeBatch(ctx, opts.Batch)
 			round += n
 			if err != nil {
@@ -169,7 +175,7 @@ func (s *Store) RunScavenger(ctx context.Context, opts ScavengerOptions) {
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(opts.Pause):
+			case <-time.After(time.Duration(float64(time.Since(start)) * (1 - opts.Share) / opts.Share)):
 			}
 		}
 		if round > 0 {
