@@ -187,15 +187,23 @@ func TestTheStoryInOneBatchGivesExactRows(t *testing.T) {
 }
 
 func TestEveryWayOfSplittingTheStoryGivesTheSameRows(t *testing.T) {
-	pool := newReadModel(t)
 	all := story(t)
+	check := splitChecker(t, newReadModel(t), storyRows, all)
+	check("with empty batches", nil, all[:4], nil, all[4:])
+}
+
+// splitChecker applies all split at every point and one event a batch,
+// each time to empty tables, checking that the rows are want; it returns
+// the check, for other splits.
+func splitChecker(t *testing.T, pool *pgxpool.Pool, want any, all []projection.Event) func(name string, batches ...[]projection.Event) {
+	t.Helper()
 	check := func(name string, batches ...[]projection.Event) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, "TRUNCATE order_summary, order_summary_items"); err != nil {
 			t.Fatal(err)
 		}
 		applyBatches(t, pool, batches...)
-		if diff := cmp.Diff(storyRows, rows(t, pool)); diff != "" {
+		if diff := cmp.Diff(want, rows(t, pool)); diff != "" {
 			t.Errorf("%s: rows (-want +got):\n%s", name, diff)
 		}
 	}
@@ -207,7 +215,7 @@ func TestEveryWayOfSplittingTheStoryGivesTheSameRows(t *testing.T) {
 		single = append(single, all[i:i+1])
 	}
 	check("one event a batch", single...)
-	check("with empty batches", nil, all[:4], nil, all[4:])
+	return check
 }
 
 func TestTotalsAreExact(t *testing.T) {
@@ -293,26 +301,7 @@ func TestADeletedStreamRemovesItsOrder(t *testing.T) {
 		}
 	})
 	t.Run("split anywhere, or one event a batch", func(t *testing.T) {
-		pool := newReadModel(t)
-		all := deletionStory(t)
-		check := func(name string, batches ...[]projection.Event) {
-			t.Helper()
-			if _, err := pool.Exec(ctx, "TRUNCATE order_summary, order_summary_items"); err != nil {
-				t.Fatal(err)
-			}
-			applyBatches(t, pool, batches...)
-			if diff := cmp.Diff(deletionStoryRows, rows(t, pool)); diff != "" {
-				t.Errorf("%s: rows (-want +got):\n%s", name, diff)
-			}
-		}
-		for i := 1; i < len(all); i++ {
-			check(fmt.Sprintf("split before event %d", i), all[:i], all[i:])
-		}
-		var single [][]projection.Event
-		for i := range all {
-			single = append(single, all[i:i+1])
-		}
-		check("one event a batch", single...)
+		splitChecker(t, newReadModel(t), deletionStoryRows, deletionStory(t))
 	})
 	t.Run("a deletion touches no other order, nor an order never seen", func(t *testing.T) {
 		pool := newReadModel(t)
