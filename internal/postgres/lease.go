@@ -153,12 +153,20 @@ func (l *Lease) Held(ctx context.Context) (bool, error) {
 	return held, err
 }
 
-// Release gives the lease up by ending its session.
+// Release gives the lease up: it unlocks, so that the lease is free when
+// Release returns, and ends the session. Closing alone would free it only
+// once the server notices, a moment later, and a successor (or a status
+// read) could still see it held.
 func (l *Lease) Release() {
 	l.silence()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.conn.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// If the unlock fails, the session is already cut or about to end,
+	// which frees the lock too.
+	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", l.key)
+	l.conn.Close(ctx)
 }
 
 // silence stops the pings, as the holder's stopping would.
