@@ -6,7 +6,12 @@ import (
 )
 
 // canonicalForm renders the Parsing Canonical Form of a schema graph
-// (specification, "Transforming into Parsing Canonical Form").
+// (specification, "Transforming into Parsing Canonical Form"), with one
+// extension: Strata's personal-data properties (PersonalProperty after a
+// field's type, DataSubjectProperty after a record's fields) are kept.
+// They decide whether data written with a schema is encrypted, so two
+// schemas that differ in them are different writer schemas, with their
+// own fingerprints. A schema without them has its standard form.
 //
 // It is built from the parsed graph rather than by editing the schema text,
 // which gets each rule for free: names are already full (FULLNAMES), only
@@ -53,9 +58,16 @@ func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool) {
 				writeJSONString(b, f.name)
 				b.WriteString(`,"type":`)
 				writeCanonical(b, f.typ, seen)
+				if f.personal {
+					b.WriteString(`,"` + PersonalProperty + `":true`)
+				}
 				b.WriteByte('}')
 			}
 			b.WriteByte(']')
+			if n.dataSubject != "" {
+				b.WriteString(`,"` + DataSubjectProperty + `":`)
+				writeJSONString(b, n.dataSubject)
+			}
 		case kindEnum:
 			b.WriteString(`,"symbols":[`)
 			for i, s := range n.symbols {

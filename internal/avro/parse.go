@@ -278,8 +278,14 @@ func (p *schemaParser) record(m map[string]any, ns, where string) (*node, error)
 		if o, present := fm["order"]; present && o != "ascending" && o != "descending" && o != "ignore" {
 			return nil, schemaError("record %s field %q: order must be ascending, descending or ignore", full, name)
 		}
+		if f.personal, err = personalProperty(fm, typ); err != nil {
+			return nil, schemaError("record %s field %q: %v", full, name, err)
+		}
 		n.fieldIndex[name] = len(n.fields)
 		n.fields = append(n.fields, f)
+	}
+	if err := dataSubjectProperty(n, m); err != nil {
+		return nil, schemaError("record %s: %v", full, err)
 	}
 	p.records = append(p.records, n)
 	return n, nil

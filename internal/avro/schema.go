@@ -17,6 +17,8 @@ type Schema struct {
 	canonical   string
 	fingerprint uint64
 	self        *plan // the identity resolution, for Decode and ToJSON
+	// personal holds the nodes whose values hold personal fields.
+	personal map[*node]bool
 }
 
 // Parse parses an event schema: a JSON Avro schema whose top-level type is a
@@ -58,6 +60,7 @@ func ParseAny(text string) (*Schema, error) {
 	s.canonical = canonicalForm(root)
 	s.fingerprint = Fingerprint64([]byte(s.canonical))
 	s.self = compilePlan(root, root)
+	s.personal = personalNodes(root)
 	return s, nil
 }
 
@@ -80,7 +83,9 @@ func (s *Schema) Text() string { return s.text }
 
 // Canonical returns the Parsing Canonical Form (specification, "Parsing
 // Canonical Form for Schemas"). Two schemas with equal canonical forms read
-// and write the same bytes.
+// and write the same bytes. Strata's personal-data properties are kept in
+// it (see PersonalProperty): a schema with them has a form, and a
+// fingerprint, of its own.
 func (s *Schema) Canonical() string { return s.canonical }
 
 // Fingerprint returns the CRC-64-AVRO (Rabin) fingerprint of the canonical

@@ -103,6 +103,9 @@ type node struct {
 	// record
 	fields     []*field
 	fieldIndex map[string]int
+	// dataSubject names the field that holds the data subject of the
+	// record's personal fields ("strata.dataSubject"); "" for none.
+	dataSubject string
 
 	// enum
 	symbols     []string
@@ -130,6 +133,9 @@ type field struct {
 	// defaultBin is its binary encoding.
 	defaultJSON any
 	defaultBin  []byte
+	// personal marks a field that holds personal data ("strata.personal":
+	// true): a string or bytes, or a union of null with one.
+	personal bool
 }
 
 // simpleName returns the unqualified part of a full name.
