@@ -141,6 +141,7 @@ type Metadata struct {
 	CausationID   string
 	UserID        string
 	TenantID      string
+	DataSubject   string // the person its personal fields are about
 	Custom        map[string]string
 }
 

@@ -57,6 +57,7 @@ var envelope = map[string]func(*Event) any{
 	"meta.causationId":   func(e *Event) any { return nullIfEmpty(e.Metadata.CausationID) },
 	"meta.userId":        func(e *Event) any { return nullIfEmpty(e.Metadata.UserID) },
 	"meta.tenantId":      func(e *Event) any { return nullIfEmpty(e.Metadata.TenantID) },
+	"meta.dataSubject":   func(e *Event) any { return nullIfEmpty(e.Metadata.DataSubject) },
 }
 
 func nullIfEmpty(s string) any {
@@ -152,6 +153,7 @@ func nullIfEmpty(s string) any {
 //	:event.version  :event.position (global position)           bigint
 //	:event.recordedAt                                           timestamptz
 //	:meta.correlationId  :meta.causationId  :meta.userId  :meta.tenantId
+//	:meta.dataSubject
 //	:meta.custom.KEY         metadata, as text; NULL when empty or absent
 //
 // These are not parameters: a :: cast (:timestamp::timestamptz is the

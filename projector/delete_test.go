@@ -45,7 +45,7 @@ func (e *env) storeWithoutSystemSchemas() []string {
 // $StreamDeleted.
 func (e *env) deleteStream(stream string, hard bool) int64 {
 	e.t.Helper()
-	fp, bin, err := e.catalog.Encode(ctx, projection.StreamDeletedType, fmt.Appendf(nil, `{"streamId":%q,"hard":%t}`, stream, hard))
+	fp, bin, err := e.catalog.Encode(ctx, projection.StreamDeletedType, fmt.Appendf(nil, `{"streamId":%q,"hard":%t}`, stream, hard), nil)
 	if err != nil {
 		e.t.Fatalf("encode the deletion of %s: %v", stream, err)
 	}
@@ -163,7 +163,7 @@ func TestDeletedStreamsLeaveTheReadModels(t *testing.T) {
 		{"OrderCreated", `{"orderId":"soft","customerId":"c-again","timestamp":"2026-02-01T00:00:00Z"}`},
 		{"OrderItemAdded", `{"orderId":"soft","itemId":"item-9","quantity":2,"price":"1.50","timestamp":"2026-02-01T00:00:01Z","currency":"EUR"}`},
 	} {
-		fp, bin, err := e.catalog.Encode(ctx, ev.typ, []byte(ev.data))
+		fp, bin, err := e.catalog.Encode(ctx, ev.typ, []byte(ev.data), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

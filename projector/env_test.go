@@ -165,7 +165,7 @@ func (e *env) order(id string, items int, ship bool) {
 func (e *env) appendOrder(id string, items int, ship bool) error {
 	var events []eventstore.EventData
 	add := func(typ, data string) error {
-		fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data))
+		fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), nil)
 		events = append(events, eventstore.EventData{Type: typ, Schema: fp, Data: bin})
 		return err
 	}

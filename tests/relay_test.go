@@ -83,7 +83,7 @@ func TestKillingTheWriterNeverLosesOrDoublesAnEvent(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("k%d-%d", w, i%8)
-				fp, data, err := catalog.Encode(ctx, "OrderCreated", []byte(fmt.Sprintf(`{"orderId": %q, "customerId": "c", "timestamp": "2023-10-27T10:00:00Z"}`, id)))
+				fp, data, err := catalog.Encode(ctx, "OrderCreated", []byte(fmt.Sprintf(`{"orderId": %q, "customerId": "c", "timestamp": "2023-10-27T10:00:00Z"}`, id)), nil)
 				if err != nil {
 					t.Errorf("encode: %v", err)
 					return

@@ -185,11 +185,13 @@ func orderEvents(ctx context.Context, c *registry.Catalog, orderID, customerID s
 		orderID, shippingAddress, shippedAt.Format(time.RFC3339))})
 	events := make([]eventstore.EventData, len(docs))
 	for i, d := range docs {
-		fp, data, err := c.Encode(ctx, d.typ, []byte(d.data))
+		meta := benchEvent.Metadata
+		meta.DataSubject = customerID // the order's personal data (the shipping address) is its customer's
+		fp, data, err := c.Encode(ctx, d.typ, []byte(d.data), &meta)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", d.typ, err)
 		}
-		events[i] = eventstore.EventData{Type: d.typ, Schema: fp, Data: data, Metadata: benchEvent.Metadata}
+		events[i] = eventstore.EventData{Type: d.typ, Schema: fp, Data: data, Metadata: meta}
 	}
 	return events, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-events/strata/internal/console"
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/kafka"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -39,7 +40,7 @@ On SIGINT or SIGTERM it stops taking requests, finishes those in flight (appends
 are atomic: none is ever half-stored) and exits.`,
 	Settings: append([]config.Setting{
 		config.DatabaseURL, config.DatabaseSchema, config.HTTPAddr, config.RegistryURL,
-		config.APITokens, config.AllowUnauthenticated, config.LogLevel, config.LogFormat,
+		config.APITokens, config.AllowUnauthenticated, config.MasterKeyFile, config.LogLevel, config.LogFormat,
 	}, relaySettings...),
 }
 
@@ -108,7 +109,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if reg, ok := source.(*registry.Registry); ok {
 		registryHandler = registry.NewHandler(reg, log)
 	}
-	catalog := registry.NewCatalog(source, registry.CatalogOptions{Logger: log})
+	cipher, err := postgres.OpenKeys(store, cfg.MasterKeyFile, personal.Options{})
+	if err != nil {
+		return err
+	}
+	catalogOpts := registry.CatalogOptions{Logger: log}
+	var eraser httpapi.Eraser
+	if cipher != nil {
+		catalogOpts.Personal, eraser = cipher, cipher
+	}
+	catalog := registry.NewCatalog(source, catalogOpts)
 	defer catalog.Close()
 
 	var r *relay.Relay
@@ -145,6 +155,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Ready:                    store.Ping,
 		Metrics:                  metrics,
 		Logger:                   log,
+		Personal:                 eraser,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

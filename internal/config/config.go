@@ -45,6 +45,7 @@ type Config struct {
 	ProjectionsDir       string
 	LogLevel             slog.Level
 	LogFormat            string
+	MasterKeyFile        string
 }
 
 // Token is one entry of STRATA_API_TOKENS: a bearer token, its role, and
@@ -89,6 +90,7 @@ const (
 	ProjectionsDir       Setting = "STRATA_PROJECTIONS_DIR"
 	LogLevel             Setting = "STRATA_LOG_LEVEL"
 	LogFormat            Setting = "STRATA_LOG_FORMAT"
+	MasterKeyFile        Setting = "STRATA_MASTER_KEY_FILE"
 )
 
 type spec struct {
@@ -175,6 +177,9 @@ var specs = map[Setting]spec{
 		func(c *Config, v string) error { c.ProjectionsDir = v; return checkNonEmpty(v) }},
 	LogLevel: {"log-level", "info", "debug, info, warn or error", false,
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	MasterKeyFile: {"master-key-file", "", "file of the master keys that wrap the data subjects' keys: one per line, 64 hex digits, " +
+		"the current one first; without it, events with personal fields are refused", false,
+		func(c *Config, v string) error { c.MasterKeyFile = v; return nil }},
 	LogFormat: {"log-format", "text", "text or json", false,
 		func(c *Config, v string) error { c.LogFormat = v; return checkOneOf(v, "text", "json") }},
 }

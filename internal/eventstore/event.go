@@ -27,16 +27,20 @@ func (f Fingerprint) String() string { return fmt.Sprintf("%016x", uint64(f)) }
 
 // Metadata travels with an event. Empty fields are not stored.
 type Metadata struct {
-	CorrelationID string            `json:"correlationId,omitempty"`
-	CausationID   string            `json:"causationId,omitempty"`
-	UserID        string            `json:"userId,omitempty"`
-	TenantID      string            `json:"tenantId,omitempty"`
-	Custom        map[string]string `json:"custom,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	UserID        string `json:"userId,omitempty"`
+	TenantID      string `json:"tenantId,omitempty"`
+	// DataSubject is the person the event's personal data is about: the
+	// key of its personal fields (see package personal), and what erasure
+	// and access requests find it by.
+	DataSubject string            `json:"dataSubject,omitempty"`
+	Custom      map[string]string `json:"custom,omitempty"`
 }
 
 // IsZero reports whether m holds nothing.
 func (m Metadata) IsZero() bool {
-	return m.CorrelationID == "" && m.CausationID == "" && m.UserID == "" && m.TenantID == "" && len(m.Custom) == 0
+	return m.CorrelationID == "" && m.CausationID == "" && m.UserID == "" && m.TenantID == "" && m.DataSubject == "" && len(m.Custom) == 0
 }
 
 // EventData is an event to append.

@@ -44,6 +44,7 @@ type metadataInput struct {
 	CausationID   string            `json:"causationId"`
 	UserID        string            `json:"userId"`
 	TenantID      string            `json:"tenantId"`
+	DataSubject   string            `json:"dataSubject"`
 	Custom        map[string]string `json:"custom"`
 }
 
@@ -328,12 +329,17 @@ func (s *Server) event(ctx context.Context, in eventInput, tok Token) (eventstor
 	e.Type = *in.Type
 	if m := in.Metadata; m != nil {
 		e.Metadata = eventstore.Metadata{CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-			UserID: m.UserID, TenantID: m.TenantID, Custom: m.Custom}
+			UserID: m.UserID, TenantID: m.TenantID, DataSubject: m.DataSubject, Custom: m.Custom}
+		if m.DataSubject != "" {
+			if err := eventstore.ValidateDataSubject(m.DataSubject); err != nil {
+				return e, fieldError(".metadata.dataSubject", err)
+			}
+		}
 	}
 	if tok.Principal != "" {
 		e.Metadata.UserID = tok.Principal
 	}
-	fp, data, err := s.schemas.Encode(ctx, e.Type, in.Data)
+	fp, data, err := s.schemas.Encode(ctx, e.Type, in.Data, &e.Metadata)
 	if err != nil {
 		return e, err
 	}

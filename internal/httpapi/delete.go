@@ -73,7 +73,7 @@ func (s *Server) deleteStream(deleter eventstore.Deleter) HandlerFunc {
 		defer cancel()
 		data, _ := json.Marshal(map[string]any{"streamId": stream.String(), "hard": hard})
 		event := eventstore.EventData{Type: eventstore.StreamDeletedType, Metadata: eventstore.Metadata{UserID: tok.Principal}}
-		if event.Schema, event.Data, err = s.schemas.Encode(ctx, event.Type, data); err != nil {
+		if event.Schema, event.Data, err = s.schemas.Encode(ctx, event.Type, data, &event.Metadata); err != nil {
 			if eventstore.ErrorCode(err) == eventstore.CodeUnknownEventType {
 				return eventstore.Errorf(eventstore.CodeUnavailable, "the registry lacks the system event %s, which a deletion appends: "+
 					"run `writer schemas apply` (it registers the system schemas with yours)", eventstore.StreamDeletedType)

@@ -168,11 +168,11 @@ func TestAppendsDuringAHardDeletion(t *testing.T) {
 // the system schemas.
 type withoutSystemSchemas struct{ Schemas }
 
-func (w withoutSystemSchemas) Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
+func (w withoutSystemSchemas) Encode(ctx context.Context, typ string, data []byte, meta *eventstore.Metadata) (eventstore.Fingerprint, []byte, error) {
 	if typ == eventstore.StreamDeletedType {
 		return 0, nil, eventstore.Errorf(eventstore.CodeUnknownEventType, "unknown event type %s", typ)
 	}
-	return w.Schemas.Encode(ctx, typ, data)
+	return w.Schemas.Encode(ctx, typ, data, meta)
 }
 
 func TestADeletionWithoutTheSystemSchemaSaysWhatToRun(t *testing.T) {

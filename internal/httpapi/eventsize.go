@@ -53,6 +53,7 @@ func recordSize(stream eventstore.StreamID, e eventstore.EventData, storeName st
 	header("ce_causationid", len(m.CausationID))
 	header("ce_userid", len(m.UserID))
 	header("ce_tenantid", len(m.TenantID))
+	header("ce_datasubject", len(m.DataSubject))
 	if len(m.Custom) > 0 {
 		custom, _ := json.Marshal(m.Custom) // a map of strings always marshals
 		header("strata_custom", len(custom))

@@ -62,7 +62,7 @@ func TestTheEventLimitIsExactlyTheRecordSize(t *testing.T) {
 	if err := json.Unmarshal([]byte(event), &in); err != nil {
 		t.Fatal(err)
 	}
-	fp, data, err := schemas.Encode(context.Background(), *in.Type, in.Data)
+	fp, data, err := schemas.Encode(context.Background(), *in.Type, in.Data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

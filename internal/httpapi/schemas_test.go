@@ -51,7 +51,7 @@ func loadTestSchemas(t *testing.T) *testSchemas {
 	return s
 }
 
-func (s *testSchemas) Encode(_ context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
+func (s *testSchemas) Encode(_ context.Context, typ string, data []byte, _ *eventstore.Metadata) (eventstore.Fingerprint, []byte, error) {
 	sch, ok := s.latest[typ]
 	if !ok {
 		return 0, nil, eventstore.Errorf(eventstore.CodeUnknownEventType, "unknown event type %q", typ)

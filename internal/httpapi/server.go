@@ -28,9 +28,11 @@ import (
 type Schemas interface {
 	// Encode validates natural JSON data for event type typ against the
 	// type's latest schema and returns the schema's fingerprint and the
-	// Avro binary. Errors are coded unknown_event_type, schema_violation
-	// (*eventstore.SchemaViolationError) or unavailable.
-	Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error)
+	// Avro binary, its personal fields encrypted for the data subject,
+	// which it sets in meta. Errors are coded unknown_event_type,
+	// schema_violation (*eventstore.SchemaViolationError), invalid_request
+	// (personal fields without a data subject) or unavailable.
+	Encode(ctx context.Context, typ string, data []byte, meta *eventstore.Metadata) (eventstore.Fingerprint, []byte, error)
 	// Decode returns stored data, written with the schema of fingerprint
 	// fp, as natural JSON upcast to the type's latest schema, and the
 	// registry id of the schema it was written with.
@@ -111,6 +113,9 @@ type Options struct {
 	// makes a registry of the API's own.
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
+	// Personal destroys data subjects' keys for erasures
+	// (personal.Cipher); without it, erasures answer 503.
+	Personal Eraser
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -164,6 +169,10 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	}
 	if d, ok := store.(eventstore.Deleter); ok {
 		s.router.HandleRoles("DELETE /v1/streams/{streamId}", "delete_stream", deleteRole, s.deleteStream(d))
+	}
+	if ds, ok := store.(eventstore.DataSubjects); ok {
+		s.router.Handle("DELETE /v1/data-subjects/{subjectId}", "erase_data_subject", RoleAdmin, s.eraseDataSubject(ds))
+		s.router.Handle("GET /v1/data-subjects/{subjectId}/events", "data_subject_events", RoleAdmin, s.subjectEvents(ds))
 	}
 	if sum, ok := store.(eventstore.Summarizer); ok {
 		s.router.Handle("GET /v1/store", "store_summary", RoleReader, func(w http.ResponseWriter, r *http.Request, _ Token) error {

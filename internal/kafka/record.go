@@ -29,6 +29,7 @@ const (
 	HeaderCausationID    = "ce_causationid"
 	HeaderUserID         = "ce_userid"
 	HeaderTenantID       = "ce_tenantid"
+	HeaderDataSubject    = "ce_datasubject"
 	HeaderCustom         = "strata_custom"
 
 	ContentTypeAvro = "application/avro"
@@ -74,6 +75,7 @@ func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int)
 	add(HeaderCausationID, text(e.Metadata.CausationID))
 	add(HeaderUserID, text(e.Metadata.UserID))
 	add(HeaderTenantID, text(e.Metadata.TenantID))
+	add(HeaderDataSubject, text(e.Metadata.DataSubject))
 	if len(e.Metadata.Custom) > 0 {
 		custom, _ := json.Marshal(e.Metadata.Custom) // a map of strings always marshals
 		add(HeaderCustom, func(b []byte) []byte { return append(b, custom...) })
@@ -136,7 +138,7 @@ func ParseRecord(r *kgo.Record) (Message, error) {
 	m.RecordedAt, _ = time.Parse(time.RFC3339Nano, h[HeaderTime])
 	m.Type, m.Source = h[HeaderType], h[HeaderSource]
 	m.Metadata = eventstore.Metadata{CorrelationID: h[HeaderCorrelationID], CausationID: h[HeaderCausationID],
-		UserID: h[HeaderUserID], TenantID: h[HeaderTenantID]}
+		UserID: h[HeaderUserID], TenantID: h[HeaderTenantID], DataSubject: h[HeaderDataSubject]}
 	if c := h[HeaderCustom]; c != "" {
 		if err := json.Unmarshal([]byte(c), &m.Metadata.Custom); err != nil {
 			return m, fmt.Errorf("%s/%d@%d: %s: %w", r.Topic, r.Partition, r.Offset, HeaderCustom, err)

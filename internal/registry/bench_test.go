@@ -15,7 +15,7 @@ func BenchmarkCatalog(b *testing.B) {
 	reg := registry.New(registry.NewMemStorage(), registry.Options{})
 	v1 := mustRegister(b, reg, itemSubject, schemaFile(b, "OrderItemAdded.avsc"))
 	cat := registry.NewCatalog(reg, registry.CatalogOptions{})
-	fp, bin, err := cat.Encode(ctx, "OrderItemAdded", []byte(itemJSON))
+	fp, bin, err := cat.Encode(ctx, "OrderItemAdded", []byte(itemJSON), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func BenchmarkCatalog(b *testing.B) {
 	b.Run("Encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := cat.Encode(ctx, "OrderItemAdded", data); err != nil {
+			if _, _, err := cat.Encode(ctx, "OrderItemAdded", data, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,84 @@ type CatalogOptions struct {
 	// it; default 1s. Misses on stored data (an unknown fingerprint or
 	// id, a writer schema newer than the known latest) always reload.
 	MinRefreshGap time.Duration
-	Logger        *slog.Logger
+	// Personal encrypts the personal fields of what Encode encodes, and
+	// decrypts those of what Decode and DecodeWire decode
+	// (personal.Cipher). Without it, data with personal fields is
+	// refused, coded unavailable.
+	Personal Cipher
+	Logger   *slog.Logger
+}
+
+// Cipher encrypts and decrypts the personal fields of data written with a
+// schema, with the key of the data's subject.
+type Cipher interface {
+	Seal(ctx context.Context, s *avro.Schema, subject string, data []byte) ([]byte, error)
+	Open(ctx context.Context, s *avro.Schema, data []byte) ([]byte, error)
+}
+
+// noMasterKey is the error of personal data in a process without keys.
+func noMasterKey(s *avro.Schema, what string) error {
+	return eventstore.Errorf(eventstore.CodeUnavailable,
+		"%s has personal fields (%s), and this process has no master key (STRATA_MASTER_KEY_FILE) to %s them",
+		s.Name(), strings.Join(s.PersonalFields(), ", "), what)
+}
+
+// seal finds the data subject of data, written with s, and encrypts its
+// personal fields with the subject's key. The subject is the field that
+// s names (strata.dataSubject), which meta's must equal when it gives
+// one, or else meta's; it is set in meta. Data with personal fields must
+// have one.
+func (c *Catalog) seal(ctx context.Context, s *avro.Schema, data []byte, meta *eventstore.Metadata) ([]byte, error) {
+	subject := meta.DataSubject
+	if field := s.DataSubjectField(); field != "" {
+		v, _, err := s.DataSubject(data)
+		if err != nil {
+			return nil, err
+		}
+		if subject != "" && subject != v {
+			return nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+				".metadata.dataSubject: %q differs from the event's own data subject, its field %s (%q)", subject, field, v)
+		}
+		subject = v
+	}
+	if err := eventstore.ValidateDataSubject(subject); err != nil {
+		if subject == "" && !s.HasPersonal() {
+			return data, nil
+		}
+		if subject == "" {
+			return nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+				".metadata.dataSubject: %s has personal fields (%s): name their data subject in metadata.dataSubject",
+				s.Name(), strings.Join(s.PersonalFields(), ", "))
+		}
+		return nil, fieldErr(".metadata.dataSubject", err)
+	}
+	meta.DataSubject = subject
+	if !s.HasPersonal() {
+		return data, nil
+	}
+	if c.opts.Personal == nil {
+		return nil, noMasterKey(s, "encrypt")
+	}
+	return c.opts.Personal.Seal(ctx, s, subject, data)
+}
+
+func fieldErr(field string, err error) error {
+	return eventstore.Errorf(eventstore.ErrorCode(err), "%s: %s", field, err.Error())
+}
+
+// open decrypts the personal fields of data written with w.
+func (c *Catalog) open(ctx context.Context, w *schemaEntry, data []byte) ([]byte, error) {
+	if !w.schema.HasPersonal() {
+		return data, nil
+	}
+	if c.opts.Personal == nil {
+		return nil, noMasterKey(w.schema, "decrypt")
+	}
+	out, err := c.opts.Personal.Open(ctx, w.schema, data)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt the personal fields of %s written with schema %d: %w", w.schema.Name(), w.id, err)
+	}
+	return out, nil
 }
 
 // Catalog is the writer's, relay's and projector's view of the registry:
@@ -445,7 +523,13 @@ func (c *Catalog) readerFor(ctx context.Context, seen int64, w *schemaEntry, t *
 // Data that breaks the latest schema this Catalog knows makes it reload
 // (a version registered through another process may accept it) and try
 // once more, before it is refused.
-func (c *Catalog) Encode(ctx context.Context, typ string, data []byte) (eventstore.Fingerprint, []byte, error) {
+//
+// The event's data subject is set in meta (which may be nil for an event
+// without metadata): the schema's subject field, or meta's own. Personal
+// fields are encrypted with the subject's key; an event with personal
+// fields and no subject is refused, coded invalid_request, and one in a
+// Catalog without Personal, coded unavailable.
+func (c *Catalog) Encode(ctx context.Context, typ string, data []byte, meta *eventstore.Metadata) (eventstore.Fingerprint, []byte, error) {
 	seen := c.seen()
 	t, err := c.eventType(ctx, typ, missSent)
 	if err != nil {
@@ -468,6 +552,12 @@ func (c *Catalog) Encode(ctx context.Context, typ string, data []byte) (eventsto
 		}
 		return 0, nil, &eventstore.SchemaViolationError{Type: typ, Reason: err.Error()}
 	}
+	if meta == nil {
+		meta = new(eventstore.Metadata)
+	}
+	if bin, err = c.seal(ctx, t.latest.schema, bin, meta); err != nil {
+		return 0, nil, err
+	}
 	return t.latest.fp, bin, nil
 }
 
@@ -486,6 +576,9 @@ func (c *Catalog) Decode(ctx context.Context, typ string, fp eventstore.Fingerpr
 	}
 	t, err := c.readerFor(ctx, seen, w, c.snap.Load().types[typ], typ)
 	if err != nil {
+		return nil, 0, err
+	}
+	if data, err = c.open(ctx, w, data); err != nil {
 		return nil, 0, err
 	}
 	if t == nil || t.latest.fp == fp {
@@ -552,16 +645,30 @@ func (c *Catalog) WireResolver(ctx context.Context, id int, readerType string) (
 // latest schema ("" for the writer's own). Errors as for WireResolver, and
 // decoding errors.
 func (c *Catalog) DecodeWire(ctx context.Context, id int, data []byte, readerType string) (any, error) {
-	res, err := c.WireResolver(ctx, id, readerType)
+	res, data, err := c.wire(ctx, id, data, readerType)
 	if err != nil {
 		return nil, err
 	}
 	return res.Decode(data)
 }
 
+// wire returns the resolver of DecodeWire and the data decrypted.
+func (c *Catalog) wire(ctx context.Context, id int, data []byte, readerType string) (*avro.Resolver, []byte, error) {
+	res, err := c.WireResolver(ctx, id, readerType)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := c.byID(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err = c.open(ctx, w, data)
+	return res, data, err
+}
+
 // DecodeWireJSON is DecodeWire giving natural JSON.
 func (c *Catalog) DecodeWireJSON(ctx context.Context, id int, data []byte, readerType string) (json.RawMessage, error) {
-	res, err := c.WireResolver(ctx, id, readerType)
+	res, data, err := c.wire(ctx, id, data, readerType)
 	if err != nil {
 		return nil, err
 	}

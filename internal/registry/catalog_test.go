@@ -26,7 +26,7 @@ const (
 
 func encode(t *testing.T, c *registry.Catalog, typ, data string) (eventstore.Fingerprint, []byte) {
 	t.Helper()
-	fp, bin, err := c.Encode(ctx, typ, []byte(data))
+	fp, bin, err := c.Encode(ctx, typ, []byte(data), nil)
 	if err != nil {
 		t.Fatalf("Encode(%s): %v", typ, err)
 	}
@@ -89,7 +89,7 @@ func TestCatalogEncodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := cat.Encode(ctx, tt.typ, []byte(tt.data))
+			_, _, err := cat.Encode(ctx, tt.typ, []byte(tt.data), nil)
 			if code := eventstore.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("Encode = %v (code %s), want code %s", err, code, tt.wantCode)
 			}
@@ -132,7 +132,7 @@ func floodUnknownTypes(t *testing.T, cat *registry.Catalog) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				if _, _, err := cat.Encode(ctx, fmt.Sprintf("Unknown%d_%d", w, i), []byte(`{}`)); !errors.Is(err, eventstore.ErrUnknownEventType) {
+				if _, _, err := cat.Encode(ctx, fmt.Sprintf("Unknown%d_%d", w, i), []byte(`{}`), nil); !errors.Is(err, eventstore.ErrUnknownEventType) {
 					t.Errorf("Encode of an unknown type = %v", err)
 					return
 				}
@@ -209,7 +209,7 @@ func TestCatalogNeverReadsDataIntoAnOlderSchema(t *testing.T) {
 			return string(out), err
 		}},
 		{"an append only version 2 accepts", func(stale *registry.Catalog, _ eventstore.Fingerprint, _ int, _ []byte) (string, error) {
-			fp, bin, err := stale.Encode(ctx, "OrderItemAdded", []byte(withEUR))
+			fp, bin, err := stale.Encode(ctx, "OrderItemAdded", []byte(withEUR), nil)
 			if err != nil {
 				return "", err
 			}
@@ -262,7 +262,7 @@ func TestCatalogSeesRegistrationsOfAnotherProcess(t *testing.T) {
 	}()
 
 	mustRegister(t, theirs, itemSubject, schemaFile(t, "OrderItemAdded.avsc"))
-	waitFor(t, "the new type", func() bool { _, _, err := cat.Encode(ctx, "OrderItemAdded", []byte(itemJSON)); return err == nil })
+	waitFor(t, "the new type", func() bool { _, _, err := cat.Encode(ctx, "OrderItemAdded", []byte(itemJSON), nil); return err == nil })
 	mustRegister(t, theirs, itemSubject, schemaFile(t, "OrderItemAdded.v2.avsc"))
 	waitFor(t, "version 2", func() bool { _, v, err := cat.Subject(ctx, "OrderItemAdded"); return err == nil && v == 2 })
 }
@@ -280,7 +280,7 @@ func TestCatalogReportsAnUnreachableRegistry(t *testing.T) {
 	store := newPostgresStore(t)
 	cat := registry.NewCatalog(registry.New(postgres.NewRegistryStore(store), registry.Options{}), registry.CatalogOptions{})
 	store.Close()
-	_, _, err := cat.Encode(ctx, "OrderCreated", []byte(createdJSON))
+	_, _, err := cat.Encode(ctx, "OrderCreated", []byte(createdJSON), nil)
 	if !errors.Is(err, eventstore.ErrUnavailable) || eventstore.ErrorCode(err) != eventstore.CodeUnavailable {
 		t.Errorf("Encode with the database closed = %v (code %s); want unavailable", err, eventstore.ErrorCode(err))
 	}
@@ -308,7 +308,7 @@ func TestCatalogUnderConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for range 200 {
 				for typ, data := range map[string]string{"OrderItemAdded": itemJSON, "OrderCreated": createdJSON} {
-					fp, bin, err := cat.Encode(ctx, typ, []byte(data))
+					fp, bin, err := cat.Encode(ctx, typ, []byte(data), nil)
 					if err != nil {
 						t.Errorf("Encode(%s): %v", typ, err)
 						return

@@ -26,13 +26,26 @@ const streamDeletedSchema = `{
   ]
 }`
 
+// dataSubjectErasedSchema is the schema of $DataSubjectErased.
+const dataSubjectErasedSchema = `{
+  "type": "record", "name": "DataSubjectErased", "namespace": "strata.system",
+  "doc": "Appended by Strata to each stream that holds events of a data subject it erases: the subject's key is destroyed, and the personal fields of its events read as \"[erased]\" from now on. Read models should redact what they copied of them.",
+  "fields": [
+    {"name": "subjectId", "type": "string", "doc": "the data subject erased (metadata dataSubject of its events)"}
+  ]
+}`
+
 // SystemSchemas returns the schemas of the system events.
 func SystemSchemas() []SchemaFile {
-	s, err := avro.Parse(streamDeletedSchema)
-	if err != nil {
-		panic(err) // a constant
+	var files []SchemaFile
+	for _, text := range []string{streamDeletedSchema, dataSubjectErasedSchema} {
+		s, err := avro.Parse(text)
+		if err != nil {
+			panic(err) // a constant
+		}
+		files = append(files, SchemaFile{Path: "(built in)", Version: 1, Schema: s})
 	}
-	return []SchemaFile{{Path: "(built in)", Version: 1, Schema: s}}
+	return files
 }
 
 // WithSystemSchemas returns files, as ReadSchemaDir returns them, with

@@ -503,7 +503,7 @@ func (r *Relay) learnSize(pageAvg int) {
 func EventBytes(e eventstore.RecordedEvent) int {
 	m := e.Metadata
 	n := 256 + len(e.Data) + 2*len(e.StreamID.String()) + len(e.Type) +
-		len(m.CorrelationID) + len(m.CausationID) + len(m.UserID) + len(m.TenantID)
+		len(m.CorrelationID) + len(m.CausationID) + len(m.UserID) + len(m.TenantID) + len(m.DataSubject)
 	for k, v := range m.Custom {
 		n += len(k) + len(v) + 6
 	}

@@ -208,7 +208,7 @@ func (e *env) event(typ, data string) eventstore.EventData {
 
 // encode encodes data with the latest schema of typ.
 func (e *env) encode(typ, data string) (eventstore.EventData, error) {
-	fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data))
+	fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), nil)
 	if err != nil {
 		return eventstore.EventData{}, fmt.Errorf("encode %s %s: %w", typ, data, err)
 	}

@@ -773,7 +773,7 @@ func (a *applier) decode(ctx context.Context, rec Record) (projection.Event, err
 		Type: e.Type, GlobalPosition: e.GlobalPosition, RecordedAt: e.RecordedAt, Data: data, SchemaID: rec.SchemaID,
 		Metadata: projection.Metadata{
 			CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-			UserID: e.Metadata.UserID, TenantID: e.Metadata.TenantID, Custom: e.Metadata.Custom,
+			UserID: e.Metadata.UserID, TenantID: e.Metadata.TenantID, DataSubject: e.Metadata.DataSubject, Custom: e.Metadata.Custom,
 		},
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 	}, nil

@@ -1,0 +1,271 @@
+package personal
+
+import (
+	"container/list"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-events/strata/internal/avro"
+)
+
+// Envelope is how an encrypted personal field begins. The field keeps its
+// Avro type: a string (or bytes) of the form
+//
+//	strata:personal:v1:<base64url of key id (8 bytes, big-endian) | nonce (12) | ciphertext and tag>
+//
+// so a consumer without the key decodes the record and sees opaque text.
+const Envelope = "strata:personal:v1:"
+
+// Erased is what a personal field of an erased data subject reads as, in
+// every read: the string "[erased]" (a bytes field: its UTF-8 bytes).
+const Erased = "[erased]"
+
+// Defaults for Options.
+const (
+	DefaultCacheSize = 10_000
+	// DefaultCacheTTL bounds how long a process that did not erase a
+	// subject can still decrypt with the subject's cached key.
+	DefaultCacheTTL = 30 * time.Second
+)
+
+// Options configures a Cipher; the zero value gives the defaults.
+type Options struct {
+	CacheSize int           // keys cached, at most
+	CacheTTL  time.Duration // how long a key is cached
+}
+
+// Cipher encrypts and decrypts the personal fields of events with their
+// data subjects' keys, which it caches.
+type Cipher struct {
+	keys  KeyStore
+	ttl   time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	cache *lru
+}
+
+// NewCipher returns a Cipher over keys.
+func NewCipher(keys KeyStore, opts Options) *Cipher {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	return &Cipher{keys: keys, ttl: opts.CacheTTL, now: time.Now, cache: newLRU(opts.CacheSize)}
+}
+
+// Seal encrypts the personal fields of data (written with s) with the
+// key of subject, made on first use. Data without personal fields is
+// returned as it is.
+func (c *Cipher) Seal(ctx context.Context, s *avro.Schema, subject string, data []byte) ([]byte, error) {
+	if !s.HasPersonal() {
+		return data, nil
+	}
+	k, err := c.subjectKey(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := gcm(k.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return s.MapPersonal(data, func(v []byte) ([]byte, error) { return seal(aead, k.ID, v), nil })
+}
+
+// Open decrypts the personal fields of data (written with s). A field of
+// an erased subject reads as Erased. Errors: the key store's, and a
+// field that holds no envelope of a key it can open.
+func (c *Cipher) Open(ctx context.Context, s *avro.Schema, data []byte) ([]byte, error) {
+	if !s.HasPersonal() {
+		return data, nil
+	}
+	return s.MapPersonal(data, func(v []byte) ([]byte, error) { return c.open(ctx, v) })
+}
+
+// Destroy destroys subject's key in the key store and forgets it: from
+// now on this Cipher opens the subject's fields as Erased, and other
+// processes' Ciphers do once their cached copy expires (CacheTTL).
+func (c *Cipher) Destroy(ctx context.Context, subject string) (bool, error) {
+	destroyed, err := c.keys.Destroy(ctx, subject)
+	c.Forget(subject)
+	return destroyed, err
+}
+
+// Forget drops subject's key from the cache, as an erasure does.
+func (c *Cipher) Forget(subject string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id, ok := c.cache.bySubject[subject]; ok {
+		c.cache.remove(id)
+	}
+}
+
+func (c *Cipher) open(ctx context.Context, v []byte) ([]byte, error) {
+	raw, ok := unwrapEnvelope(v)
+	if !ok || len(raw) < 8+12+16 {
+		return nil, errors.New("a personal field holds no encrypted value: it was not written by a Strata writer")
+	}
+	id := int64(binary.BigEndian.Uint64(raw))
+	k, err := c.keyByID(ctx, id)
+	if errors.Is(err, ErrErased) {
+		return []byte(Erased), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	aead, err := gcm(k.Secret)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := aead.Open(nil, raw[8:20], raw[20:], aad(raw[:8]))
+	if err != nil {
+		return nil, fmt.Errorf("a personal field of data subject %q does not decrypt with its key: it is damaged", k.Subject)
+	}
+	return plain, nil
+}
+
+func unwrapEnvelope(v []byte) ([]byte, bool) {
+	s, ok := strings.CutPrefix(string(v), Envelope)
+	if !ok {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	return raw, err == nil
+}
+
+func seal(aead cipher.AEAD, id int64, plain []byte) []byte {
+	raw := make([]byte, 8+12, 8+12+len(plain)+aead.Overhead())
+	binary.BigEndian.PutUint64(raw, uint64(id))
+	if _, err := rand.Read(raw[8:20]); err != nil {
+		panic(err)
+	}
+	raw = aead.Seal(raw, raw[8:20], plain, aad(raw[:8]))
+	out := make([]byte, len(Envelope)+base64.RawURLEncoding.EncodedLen(len(raw)))
+	copy(out, Envelope)
+	base64.RawURLEncoding.Encode(out[len(Envelope):], raw)
+	return out
+}
+
+// aad binds a field's ciphertext to the envelope's version and key id.
+func aad(id []byte) []byte { return append([]byte(Envelope), id...) }
+
+func gcm(secret []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(secret)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (c *Cipher) subjectKey(ctx context.Context, subject string) (Key, error) {
+	c.mu.Lock()
+	if id, ok := c.cache.bySubject[subject]; ok {
+		if e := c.cache.get(id, c.now()); e != nil && !e.erased {
+			c.mu.Unlock()
+			return e.key, nil
+		}
+	}
+	c.mu.Unlock()
+	k, err := c.keys.SubjectKey(ctx, subject)
+	if err != nil {
+		return Key{}, err
+	}
+	c.put(&entry{key: k, expires: c.now().Add(c.ttl)})
+	return k, nil
+}
+
+func (c *Cipher) keyByID(ctx context.Context, id int64) (Key, error) {
+	c.mu.Lock()
+	if e := c.cache.get(id, c.now()); e != nil {
+		c.mu.Unlock()
+		if e.erased {
+			return Key{}, ErrErased
+		}
+		return e.key, nil
+	}
+	c.mu.Unlock()
+	k, err := c.keys.KeyByID(ctx, id)
+	switch {
+	case errors.Is(err, ErrErased):
+		// A destroyed key never comes back: remember it for good.
+		c.put(&entry{key: Key{ID: id}, erased: true})
+		return Key{}, err
+	case err != nil:
+		return Key{}, err
+	}
+	c.put(&entry{key: k, expires: c.now().Add(c.ttl)})
+	return k, nil
+}
+
+func (c *Cipher) put(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cache.put(e)
+}
+
+// entry is a cached key; erased entries never expire.
+type entry struct {
+	key     Key
+	erased  bool
+	expires time.Time
+}
+
+// lru is a bounded cache of keys by id, least recently used out first.
+type lru struct {
+	max       int
+	order     *list.List // of *entry, most recent first
+	byID      map[int64]*list.Element
+	bySubject map[string]int64
+}
+
+func newLRU(max int) *lru {
+	return &lru{max: max, order: list.New(), byID: make(map[int64]*list.Element), bySubject: make(map[string]int64)}
+}
+
+func (l *lru) get(id int64, now time.Time) *entry {
+	el, ok := l.byID[id]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*entry)
+	if !e.erased && now.After(e.expires) {
+		l.remove(id)
+		return nil
+	}
+	l.order.MoveToFront(el)
+	return e
+}
+
+func (l *lru) put(e *entry) {
+	l.remove(e.key.ID)
+	l.byID[e.key.ID] = l.order.PushFront(e)
+	if !e.erased {
+		l.bySubject[e.key.Subject] = e.key.ID
+	}
+	for l.order.Len() > l.max {
+		l.remove(l.order.Back().Value.(*entry).key.ID)
+	}
+}
+
+func (l *lru) remove(id int64) {
+	el, ok := l.byID[id]
+	if !ok {
+		return
+	}
+	e := el.Value.(*entry)
+	l.order.Remove(el)
+	delete(l.byID, id)
+	if !e.erased && l.bySubject[e.key.Subject] == id {
+		delete(l.bySubject, e.key.Subject)
+	}
+}
