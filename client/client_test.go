@@ -50,7 +50,8 @@ type shippedData struct {
 }
 
 func shipped(orderID string) client.Event {
-	return client.Event{Type: "OrderShipped", Data: shippedData{orderID, "123 Main St, Anytown, USA", "2023-10-27T11:30:00Z"}}
+	return client.Event{Type: "OrderShipped", Data: shippedData{orderID, "123 Main St, Anytown, USA", "2023-10-27T11:30:00Z"},
+		Metadata: client.Metadata{DataSubject: "user123"}} // the address is personal data: its customer's
 }
 
 // mustAppend appends and fails the test on an error.
@@ -104,8 +105,12 @@ func TestAppendThenReadTheStreamPageByPage(t *testing.T) {
 	for i, e := range events {
 		want := client.RecordedEvent{ID: res.Events[i].ID, StreamID: "Order-a1b2c3d4", Type: []string{"OrderCreated", "OrderItemAdded", "OrderShipped"}[i],
 			Version: int64(i + 1), GlobalPosition: res.Events[i].GlobalPosition, RecordedAt: e.RecordedAt, SchemaID: e.SchemaID, Data: e.Data}
-		if i == 0 {
+		switch i {
+		case 0: // OrderCreated names its customer as its data subject (strata.dataSubject)
 			want.Metadata = first.Metadata
+			want.Metadata.DataSubject = "user123"
+		case 2:
+			want.Metadata.DataSubject = "user123"
 		}
 		if diff := cmp.Diff(want, e); diff != "" {
 			t.Errorf("events[%d] (-want +got):\n%s", i, diff)

@@ -26,11 +26,15 @@ type Event struct {
 
 // Metadata travels with an event. Empty fields are not stored.
 type Metadata struct {
-	CorrelationID string            `json:"correlationId,omitempty"`
-	CausationID   string            `json:"causationId,omitempty"`
-	UserID        string            `json:"userId,omitempty"`
-	TenantID      string            `json:"tenantId,omitempty"`
-	Custom        map[string]string `json:"custom,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	UserID        string `json:"userId,omitempty"`
+	TenantID      string `json:"tenantId,omitempty"`
+	// DataSubject is the person the event's personal fields are about:
+	// their key, and what an erasure finds them by. An event type whose
+	// schema names a data-subject field sets it from that field.
+	DataSubject string            `json:"dataSubject,omitempty"`
+	Custom      map[string]string `json:"custom,omitempty"`
 }
 
 // appendRequest is the body of POST /v1/streams/{streamId}/events.

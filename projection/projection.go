@@ -35,6 +35,7 @@ import (
 
 	"github.com/strata-events/strata/internal/avro"
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/personal"
 )
 
 // Projection defines a read model.
@@ -103,6 +104,20 @@ func ParsePolicy(s string) (Policy, error) {
 // be written again, and its new events then follow the deletion as
 // further versions of the same stream.
 const StreamDeletedType = eventstore.StreamDeletedType
+
+// DataSubjectErasedType is the type of the system event that erasing a
+// data subject appends to each stream holding events of the subject, with
+// the Data {"subjectId": string}. The subject's personal fields read as
+// "[erased]" from then on, rebuilds included. A projection that copied
+// them should redact its rows of the subject on it (in a file, with
+// -- strata:on-erased; see ParseSQL). It comes once per stream of the
+// subject, so redacting must be idempotent.
+const DataSubjectErasedType = eventstore.DataSubjectErasedType
+
+// Erased is what a personal field of an erased data subject reads as: the
+// text "[erased]" (in a bytes field, its UTF-8 bytes). Redactions write
+// it too, so that rebuilt rows equal redacted ones.
+const Erased = personal.Erased
 
 // Event is an event as a projection sees it: decoded from its Kafka record
 // and resolved to the latest registered schema of its type, so that events

@@ -82,6 +82,7 @@ func nullIfEmpty(s string) any {
 //	-- strata:setup               the DDL that creates its tables and indexes
 //	-- strata:on TYPE             the statement run for each event of type TYPE
 //	-- strata:on-stream-deleted   the statement run when a stream is deleted
+//	-- strata:on-erased           the statement run when a data subject is erased
 //	-- strata:query NAME          a read the read API serves, with its
 //	-- strata:param NAME TYPE ... parameters, then its SELECT (see Query)
 //
@@ -120,6 +121,24 @@ func nullIfEmpty(s string) any {
 // start the projector checks that the schema of $StreamDeleted is
 // registered (every writer schemas apply registers it) and that the
 // statement binds only its fields.
+//
+// # Erased data subjects
+//
+// Erasing a data subject destroys the key of its personal fields, which
+// from then on read as "[erased]", and appends the system event
+// $DataSubjectErased, with the data {"subjectId": text}, to each stream
+// holding events of the subject. Its section redacts what the projection
+// copied of them:
+//
+//	-- strata:on-erased
+//	UPDATE deliveries SET address = '[erased]' WHERE customer_id = :subjectId
+//
+// It is written as the on-stream-deleted section is, with the parameters
+// of any on statement. The event comes once per stream of the subject,
+// in order with the stream's events, so the statement should be
+// idempotent, and redact the subject's rows of every stream at once. A
+// rebuild reads the erased fields as "[erased]" too, and produces the
+// same redacted rows.
 //
 // # Queries
 //
@@ -334,7 +353,12 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 			}
 		case "on-stream-deleted":
 			inSections = true
-			if err := p.onStreamDeleted(d, arg, body); err != nil {
+			if err := p.systemSection(d, name, arg, eventstore.StreamDeletedType, body); err != nil {
+				return nil, err
+			}
+		case "on-erased":
+			inSections = true
+			if err := p.systemSection(d, name, arg, eventstore.DataSubjectErasedType, body); err != nil {
 				return nil, err
 			}
 		case "query", "param":
@@ -352,7 +376,7 @@ func (p *sqlParser) parse() (*SQLProjection, error) {
 				return nil, err
 			}
 		default:
-			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param", name)
+			return nil, p.errorf(d.line, "unknown directive -- strata:%s; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, on-erased, query and param", name)
 		}
 	}
 	return p.finish()
@@ -418,11 +442,14 @@ func (p *sqlParser) setup(d token, arg string, body []token) error {
 
 func (p *sqlParser) on(d token, typ string, body []token) error {
 	if strings.HasPrefix(typ, "$") {
-		if typ == eventstore.StreamDeletedType {
+		switch typ {
+		case eventstore.StreamDeletedType:
 			return p.errorf(d.line, "-- strata:on %s: write -- strata:on-stream-deleted for the section of a deleted stream", typ)
+		case eventstore.DataSubjectErasedType:
+			return p.errorf(d.line, "-- strata:on %s: write -- strata:on-erased for the section of an erased data subject", typ)
 		}
-		return p.errorf(d.line, "-- strata:on %s: a type that starts with $ is a system event's, and the only one a projection handles is %s, with -- strata:on-stream-deleted",
-			typ, eventstore.StreamDeletedType)
+		return p.errorf(d.line, "-- strata:on %s: a type that starts with $ is a system event's, and a projection handles only %s, with -- strata:on-stream-deleted, and %s, with -- strata:on-erased",
+			typ, eventstore.StreamDeletedType, eventstore.DataSubjectErasedType)
 	}
 	if err := eventstore.ValidateTypeName(typ); err != nil {
 		return p.errorf(d.line, "-- strata:on: %v", err)
@@ -433,15 +460,16 @@ func (p *sqlParser) on(d token, typ string, body []token) error {
 	return p.section(d, "-- strata:on "+typ, "-- strata:on", typ, body)
 }
 
-// onStreamDeleted reads the section of $StreamDeleted.
-func (p *sqlParser) onStreamDeleted(d token, arg string, body []token) error {
+// systemSection reads the section of a system event: $StreamDeleted's
+// (on-stream-deleted) or $DataSubjectErased's (on-erased).
+func (p *sqlParser) systemSection(d token, name, arg, typ string, body []token) error {
 	if arg != "" {
-		return p.errorf(d.line, "-- strata:on-stream-deleted takes no argument (its event type is %s)", eventstore.StreamDeletedType)
+		return p.errorf(d.line, "-- strata:%s takes no argument (its event type is %s)", name, typ)
 	}
-	if err := p.once(d, "on-stream-deleted"); err != nil {
+	if err := p.once(d, name); err != nil {
 		return err
 	}
-	return p.section(d, "-- strata:on-stream-deleted", "-- strata:on-stream-deleted", eventstore.StreamDeletedType, body)
+	return p.section(d, "-- strata:"+name, "-- strata:"+name, typ, body)
 }
 
 // section adds the statement of body, run for each event of type typ,

@@ -197,7 +197,7 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 		{"categories twice", "x.sql", cats + cats,
 			"x.sql:2: -- strata:categories is given twice (first on line 1)"},
 		{"an unknown directive", "x.sql", cats + "-- strata:on-error park\n",
-			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param"},
+			"x.sql:2: unknown directive -- strata:on-error; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, on-erased, query and param"},
 		{"a directive after code", "x.sql", cats + "-- strata:on A\nSELECT 1; -- strata:on B\n",
 			"x.sql:3: a -- strata: directive must start its line"},
 		{"two statements in one section", "x.sql", cats + "-- strata:on OrderShipped\nSELECT 1;\n\n  SELECT 2;\n",
@@ -242,6 +242,12 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 			`x.sql:3: :meta is not a value of the envelope or metadata: they are :event.category, :event.id, :event.position, :event.recordedAt, :event.streamId, :event.type, :event.version, :meta.causationId, :meta.correlationId, :meta.dataSubject, :meta.tenantId, :meta.userId, :meta.custom.KEY; write :data.meta for a data field`},
 		{"data without a field", "x.sql", cats + "-- strata:on A\nSELECT :data",
 			"x.sql:3: :data names no field: write :data.FIELD"},
+		{"on-erased twice", "x.sql", cats + "-- strata:on-erased\nUPDATE t SET a = 1\n-- strata:on-erased\nUPDATE u SET a = 1\n",
+			"x.sql:4: -- strata:on-erased is given twice (first on line 2)"},
+		{"on-erased with an argument", "x.sql", cats + "-- strata:on-erased c-1\nUPDATE t SET a = 1\n",
+			"x.sql:2: -- strata:on-erased takes no argument (its event type is $DataSubjectErased)"},
+		{"an on section for $DataSubjectErased", "x.sql", cats + "-- strata:on $DataSubjectErased\nUPDATE t SET a = 1\n",
+			"x.sql:2: -- strata:on $DataSubjectErased: write -- strata:on-erased for the section of an erased data subject"},
 		{"on-stream-deleted twice", "x.sql", cats + "-- strata:on-stream-deleted\nDELETE FROM t\n-- strata:on A\nSELECT 1\n-- strata:on-stream-deleted\nDELETE FROM u\n",
 			"x.sql:6: -- strata:on-stream-deleted is given twice (first on line 2)"},
 		{"on-stream-deleted with an argument", "x.sql", cats + "-- strata:on-stream-deleted Order\nDELETE FROM t\n",
@@ -261,7 +267,7 @@ func TestParseSQLErrorsNameFileAndLine(t *testing.T) {
 		{"an on section for $StreamDeleted", "x.sql", cats + "-- strata:on $StreamDeleted\nDELETE FROM t\n",
 			"x.sql:2: -- strata:on $StreamDeleted: write -- strata:on-stream-deleted for the section of a deleted stream"},
 		{"an on section for another system type", "x.sql", cats + "-- strata:on $StreamTruncated\nDELETE FROM t\n",
-			"x.sql:2: -- strata:on $StreamTruncated: a type that starts with $ is a system event's, and the only one a projection handles is $StreamDeleted, with -- strata:on-stream-deleted"},
+			"x.sql:2: -- strata:on $StreamTruncated: a type that starts with $ is a system event's, and a projection handles only $StreamDeleted, with -- strata:on-stream-deleted, and $DataSubjectErased, with -- strata:on-erased"},
 		{"an unterminated string", "x.sql", cats + "-- strata:on A\nSELECT 'abc\n\n",
 			"x.sql:3: unterminated string constant"},
 		{"an unterminated E string", "x.sql", cats + "-- strata:on A\nSELECT E'abc\\'",
@@ -391,7 +397,7 @@ func TestLoadDir(t *testing.T) {
 		writeFile(t, dir, "c.sql", "-- strata:bogus\n")
 		_, err := LoadDir(dir)
 		want := filepath.Join(dir, "b.sql") + ":2: projection same is defined in " + filepath.Join(dir, "a.sql") + " too\n" +
-			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, query and param"
+			filepath.Join(dir, "c.sql") + ":1: unknown directive -- strata:bogus; the directives are projection, categories, on-poison, setup, on, on-stream-deleted, on-erased, query and param"
 		if err == nil || err.Error() != want {
 			t.Errorf("LoadDir = %v\nwant %s", err, want)
 		}

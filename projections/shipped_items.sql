@@ -58,6 +58,13 @@ WITH pending AS (
 DELETE FROM shipped_items
 WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1);
 
+-- strata:on-erased
+-- The customer of the order is erased: its address reads as '[erased]' in
+-- every event from now on, rebuilds included, so it is redacted here to the
+-- same text. The event comes to each of the customer's orders.
+UPDATE shipped_items SET shipping_address = '[erased]'
+WHERE order_id = substr(:event.streamId, strpos(:event.streamId, '-') + 1);
+
 -- strata:query search
 -- Items whose id is q, or whose shipping address has q's words, the most
 -- recently shipped first: GET /v1/projections/shipped_items/queries/search?q=

@@ -106,15 +106,15 @@ func known(defs []definition) string {
 // check validates the declarative projections against the latest schemas
 // of their event types: every event type handled and every field bound
 // must exist, so that a typo fails at start instead of binding NULL. The
-// schema of $StreamDeleted, which writer schemas apply registers beside
-// the files' since streams can be deleted, is missing from a registry
-// applied to before: that error says so.
+// schemas of $StreamDeleted and $DataSubjectErased, which writer schemas
+// apply registers beside the files', are missing from a registry applied
+// to by an earlier Strata: that error says so.
 func check(ctx context.Context, defs []definition, latest func(ctx context.Context, eventType string) (*avro.Schema, error)) error {
 	schemaOf := func(t string) (*avro.Schema, error) {
 		s, err := latest(ctx, t)
-		if t == projection.StreamDeletedType && errors.Is(err, eventstore.ErrUnknownEventType) {
-			return nil, fmt.Errorf("the system schema %s.StreamDeleted is not registered: run writer schemas apply, which registers it with STRATA_SCHEMAS_DIR's (%w)",
-				registry.SystemNamespace, err)
+		if (t == projection.StreamDeletedType || t == projection.DataSubjectErasedType) && errors.Is(err, eventstore.ErrUnknownEventType) {
+			return nil, fmt.Errorf("the system schema %s.%s is not registered: run writer schemas apply, which registers it with STRATA_SCHEMAS_DIR's (%w)",
+				registry.SystemNamespace, t[1:], err)
 		}
 		return s, err
 	}

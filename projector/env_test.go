@@ -23,6 +23,7 @@ import (
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/orders"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -45,6 +46,7 @@ type env struct {
 	schema      string // the read-model schema
 	store       *postgres.Store
 	catalog     *registry.Catalog
+	keyFile     string // the master key file, STRATA_MASTER_KEY_FILE
 	kafka       kafka.Config
 	group       string
 	db          *pgxpool.Pool // search_path: the read-model schema
@@ -71,7 +73,15 @@ func newEnv(t *testing.T) *env {
 	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		t.Fatal(err)
 	}
-	e.catalog = registry.NewCatalog(reg, registry.CatalogOptions{})
+	e.keyFile = filepath.Join(t.TempDir(), "master.key")
+	if err := personal.WriteMasterKeyFile(e.keyFile); err != nil {
+		t.Fatal(err)
+	}
+	cipher, err := postgres.OpenKeys(store, e.keyFile, personal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.catalog = registry.NewCatalog(reg, registry.CatalogOptions{Personal: cipher})
 	t.Cleanup(e.catalog.Close)
 	if err := e.catalog.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -120,6 +130,7 @@ func (e *env) environ(extra ...string) []string {
 	return append([]string{
 		"STRATA_DATABASE_URL=" + e.url,
 		"STRATA_DATABASE_SCHEMA=" + e.storeSchema,
+		"STRATA_MASTER_KEY_FILE=" + e.keyFile,
 		"STRATA_READMODEL_SCHEMA=" + e.schema,
 		"STRATA_KAFKA_BROKERS=" + strings.Join(e.kafka.Brokers, ","),
 		"STRATA_TOPIC_PREFIX=" + e.kafka.TopicPrefix,
@@ -165,8 +176,12 @@ func (e *env) order(id string, items int, ship bool) {
 func (e *env) appendOrder(id string, items int, ship bool) error {
 	var events []eventstore.EventData
 	add := func(typ, data string) error {
-		fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), nil)
-		events = append(events, eventstore.EventData{Type: typ, Schema: fp, Data: bin})
+		var meta eventstore.Metadata
+		if typ == "OrderShipped" {
+			meta.DataSubject = "c-" + id // the customer: its address is personal data
+		}
+		fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), &meta)
+		events = append(events, eventstore.EventData{Type: typ, Schema: fp, Data: bin, Metadata: meta})
 		return err
 	}
 	err := add("OrderCreated", fmt.Sprintf(`{"orderId":%q,"customerId":"c-%s","timestamp":"2026-01-02T03:04:05Z"}`, id, id))

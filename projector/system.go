@@ -12,9 +12,11 @@ import (
 
 	"github.com/strata-events/strata/internal/config"
 	"github.com/strata-events/strata/internal/kafka"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/runner"
+	"github.com/strata-events/strata/projection"
 )
 
 // Settings the commands read.
@@ -29,9 +31,9 @@ var (
 		config.ReadModelDatabaseURL, config.DatabaseURL, config.ReadModelSchema, config.ProjectionsDir, config.GroupPrefix,
 		config.LogLevel, config.LogFormat,
 	}
-	// registrySettings reach the schema registry: the store's embedded
-	// one, or an external one.
-	registrySettings = []config.Setting{config.DatabaseSchema, config.RegistryURL}
+	// registrySettings reach the schema registry (the store's embedded
+	// one, or an external one) and the data subjects' keys, in the store.
+	registrySettings = []config.Setting{config.DatabaseSchema, config.RegistryURL, config.MasterKeyFile}
 )
 
 func settings(groups ...[]config.Setting) []config.Setting {
@@ -53,8 +55,9 @@ type system struct {
 	runners   []*runner.Runner
 	monitor   *runner.Monitor
 	// Set by withRegistry.
-	store   *postgres.Store // the embedded registry's database
+	store   *postgres.Store // the embedded registry's database, and the keys'
 	catalog *registry.Catalog
+	cipher  *personal.Cipher // nil without a master key file
 }
 
 // open connects to the read-model database and Kafka and makes a runner
@@ -104,13 +107,7 @@ func openWith(ctx context.Context, cfg *config.Config, defs []definition, log *s
 // it.
 func (s *system) withRegistry(ctx context.Context) error {
 	var source registry.Source
-	if s.cfg.RegistryURL != "" {
-		client, err := registry.NewClient(s.cfg.RegistryURL, registry.ClientOptions{})
-		if err != nil {
-			return err
-		}
-		source = client
-	} else {
+	if s.cfg.RegistryURL == "" || s.cfg.MasterKeyFile != "" {
 		store, err := postgres.Open(ctx, s.cfg.DatabaseURL, postgres.Options{Schema: s.cfg.DatabaseSchema, MaxConns: 2, GroupSlots: -1, Logger: s.log})
 		if err != nil {
 			return err
@@ -121,7 +118,22 @@ func (s *system) withRegistry(ctx context.Context) error {
 		}
 		source = registry.New(postgres.NewRegistryStore(store), registry.Options{Logger: s.log})
 	}
-	s.catalog = registry.NewCatalog(source, registry.CatalogOptions{Logger: s.log})
+	if s.cfg.RegistryURL != "" {
+		client, err := registry.NewClient(s.cfg.RegistryURL, registry.ClientOptions{})
+		if err != nil {
+			return err
+		}
+		source = client
+	}
+	opts := registry.CatalogOptions{Logger: s.log}
+	if s.cfg.MasterKeyFile != "" {
+		cipher, err := postgres.OpenKeys(s.store, s.cfg.MasterKeyFile, personal.Options{})
+		if err != nil {
+			return err
+		}
+		s.cipher, opts.Personal = cipher, cipher
+	}
+	s.catalog = registry.NewCatalog(source, opts)
 	if err := s.catalog.Refresh(ctx); err != nil {
 		return fmt.Errorf("load the schema registry: %w", err)
 	}
@@ -158,7 +170,17 @@ func (s *system) runnerOf(name string) *runner.Runner {
 type decoder struct{ s *system }
 
 func (d decoder) DecodeWire(ctx context.Context, id int, data []byte, readerType string) (any, error) {
-	return d.s.catalog.DecodeWire(ctx, id, data, readerType)
+	v, err := d.s.catalog.DecodeWire(ctx, id, data, readerType)
+	if err == nil && readerType == projection.DataSubjectErasedType && d.s.cipher != nil {
+		// The subject's key is destroyed: what this process cached of it
+		// goes now, not when it expires.
+		if rec, ok := v.(map[string]any); ok {
+			if subject, ok := rec["subjectId"].(string); ok {
+				d.s.cipher.Forget(subject)
+			}
+		}
+	}
+	return v, err
 }
 
 // openPool connects to the read-model database with schema as the

@@ -125,7 +125,8 @@ func TestTheSystemFromOutside(t *testing.T) {
 				body := fmt.Sprintf(`{"expectedVersion": 0, "events": [
 					{"type": "OrderCreated", "data": {"orderId": %q, "customerId": "bulk", "timestamp": "2023-10-27T11:00:00Z"}},
 					{"type": "OrderItemAdded", "data": {"orderId": %q, "itemId": "bolt", "quantity": 3, "price": "0.25", "timestamp": "2023-10-27T11:00:01Z"}},
-					{"type": "OrderShipped", "data": {"orderId": %q, "shippingAddress": "%d Canal Street", "timestamp": "2023-10-27T12:00:00Z"}}]}`,
+					{"type": "OrderShipped", "data": {"orderId": %q, "shippingAddress": "%d Canal Street", "timestamp": "2023-10-27T12:00:00Z"},
+					 "metadata": {"dataSubject": "bulk"}}]}`,
 					id, id, id, c)
 				if status, reply := post(t, w.url+"/v1/streams/Order-"+id+"/events", body); status != http.StatusCreated {
 					t.Errorf("append order %s = %d %v", id, status, reply)
@@ -174,7 +175,7 @@ func TestTheSystemFromOutside(t *testing.T) {
 	if conflicts != 1 {
 		t.Errorf("%d of the two concurrent appends at version 3 conflicted, want 1", conflicts)
 	}
-	if status, reply := post(t, stream, `{"expectedVersion": 5, "events": [{"type": "OrderShipped", "data": {"orderId": "a1b2c3d4", "shippingAddress": "1 Harbour Road, Springfield", "timestamp": "2023-10-28T09:00:00Z"}}]}`); status != http.StatusCreated {
+	if status, reply := post(t, stream, `{"expectedVersion": 5, "events": [{"type": "OrderShipped", "data": {"orderId": "a1b2c3d4", "shippingAddress": "1 Harbour Road, Springfield", "timestamp": "2023-10-28T09:00:00Z"}, "metadata": {"dataSubject": "user123"}}]}`); status != http.StatusCreated {
 		t.Fatalf("ship = %d %v", status, reply)
 	}
 

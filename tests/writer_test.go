@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/writertest"
 )
 
 // writer is a running `writer serve` process.
@@ -43,6 +44,7 @@ func prepareStore(t *testing.T, extraEnv ...string) (bin string, env []string, u
 	bin = build(t, "writer")
 	url, schema = harness.NewSchema(t)
 	env = append(os.Environ(), "STRATA_DATABASE_URL="+url, "STRATA_DATABASE_SCHEMA="+schema, "STRATA_SCHEMAS_DIR=../schemas",
+		"STRATA_MASTER_KEY_FILE="+writertest.MasterKeyFile(t),
 		"STRATA_KAFKA_BROKERS="+strings.Join(harness.KafkaBrokers(t), ","),
 		"STRATA_TOPIC_PREFIX="+harness.UniqueName("e2e")+".", "STRATA_STORE_NAME="+harness.UniqueName("store"),
 		"STRATA_TOPIC_PARTITIONS=4")

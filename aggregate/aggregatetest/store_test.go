@@ -42,7 +42,8 @@ func created(id string) client.Event {
 }
 
 func shipped(id string) client.Event {
-	return client.Event{Type: "OrderShipped", Data: map[string]any{"orderId": id, "shippingAddress": "1 Main St", "timestamp": "2023-10-27T11:00:00Z"}}
+	return client.Event{Type: "OrderShipped", Data: map[string]any{"orderId": id, "shippingAddress": "1 Main St", "timestamp": "2023-10-27T11:00:00Z"},
+		Metadata: client.Metadata{DataSubject: "c-" + id}}
 }
 
 func checkStore(t *testing.T, store aggregate.Store) {

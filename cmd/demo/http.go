@@ -200,6 +200,12 @@ func eventWithID(id, typ string, fields ...any) string {
 	return fmt.Sprintf(`{"id": %q, "type": %q, "data": %s}`, id, typ, object(fields...))
 }
 
+// about names the data subject of an event made by event or eventWithID:
+// the person its personal fields (a shipping address) are about.
+func about(subject, event string) string {
+	return strings.TrimSuffix(event, "}") + fmt.Sprintf(`, "metadata": {"dataSubject": %q}}`, subject)
+}
+
 // object returns a JSON object of name, value pairs, in their order.
 func object(fields ...any) string {
 	var b strings.Builder

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/strata-events/strata/internal/harness"
+	"github.com/strata-events/strata/internal/personal"
 )
 
 func main() {
@@ -191,8 +192,17 @@ func (d *demo) startInfrastructure(ctx context.Context) error {
 	d.brokers = broker.Brokers()
 	d.say("   listening on %s", d.brokers[0])
 
+	// The demo's own master key, made afresh as its store is.
+	keyFile := filepath.Join(data, "master.key")
+	if err := os.Remove(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := personal.WriteMasterKeyFile(keyFile); err != nil {
+		return fmt.Errorf("make the demo's master key: %w", err)
+	}
 	d.settings = []string{
 		"STRATA_DATABASE_URL=" + d.dbURL,
+		"STRATA_MASTER_KEY_FILE=" + keyFile,
 		"STRATA_KAFKA_BROKERS=" + strings.Join(d.brokers, ","),
 		"STRATA_TOPIC_PREFIX=events.",
 		fmt.Sprintf("STRATA_TOPIC_PARTITIONS=%d", partitions),

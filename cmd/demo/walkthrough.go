@@ -173,7 +173,7 @@ func (w *walkthrough) shopper(ctx context.Context, g int) error {
 		if j == ordersEach-1 {
 			continue // this one stays open
 		}
-		ship := event("OrderShipped", "orderId", id, "shippingAddress", addresses[(g+j)%len(addresses)], "timestamp", at(20+j))
+		ship := about(fmt.Sprintf("user%d", 201+g), event("OrderShipped", "orderId", id, "shippingAddress", addresses[(g+j)%len(addresses)], "timestamp", at(20+j)))
 		if _, err := w.writer.mustAppend(ctx, "Order-"+id, r.version("lastVersion"), ship); err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func (w *walkthrough) shipOrder(ctx context.Context) error {
 	w.step(`The order ships, to %s. The client gives the event an id of its own, so
    that when an answer is lost on the way (a timeout, a dropped connection) it can send the same
    request again safely:`, address)
-	ship := eventWithID(eventstore.NewUUIDv7().String(), "OrderShipped", "orderId", orderID, "shippingAddress", address, "timestamp", at(30))
+	ship := about(customerID, eventWithID(eventstore.NewUUIDv7().String(), "OrderShipped", "orderId", orderID, "shippingAddress", address, "timestamp", at(30)))
 	first, err := w.writer.mustAppend(ctx, stream, -1, ship)
 	if err != nil {
 		return err

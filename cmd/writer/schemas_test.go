@@ -68,8 +68,8 @@ func TestSchemasApply(t *testing.T) {
 	env := migratedEnv(t, copySchemas(t, map[string]string{}))
 
 	out, _, err := runWriter(t, env, "schemas", "apply", "--dry-run")
-	if err != nil || !strings.Contains(out, "5 to register") || len(versionsOf(t, env, "example.orders.OrderItemAdded")) != 0 {
-		t.Fatalf("dry run = %q, %v; want a plan of five (the four files and the system event) and nothing registered", out, err)
+	if err != nil || !strings.Contains(out, "6 to register") || len(versionsOf(t, env, "example.orders.OrderItemAdded")) != 0 {
+		t.Fatalf("dry run = %q, %v; want a plan of six (the four files and the two system events) and nothing registered", out, err)
 	}
 	out, _, err = runWriter(t, env, "schemas", "apply")
 	if err != nil {
@@ -80,7 +80,8 @@ func TestSchemasApply(t *testing.T) {
 		"registered     example.orders.OrderItemAdded version 2 (schema id 3): ",
 		"OrderItemAdded.v2.avsc",
 		"registered     strata.system.StreamDeleted version 1 (schema id 5): (built in)",
-		"5 registered, 0 unchanged",
+		"registered     strata.system.DataSubjectErased version 1 (schema id 6): (built in)",
+		"6 registered, 0 unchanged",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first apply printed:\n%s\nwant a line with %q", out, want)
@@ -90,7 +91,7 @@ func TestSchemasApply(t *testing.T) {
 		t.Errorf("OrderItemAdded versions = %v, want [1 2]", got)
 	}
 	out, _, err = runWriter(t, env, "schemas", "apply")
-	if err != nil || !strings.Contains(out, "0 registered, 5 unchanged") {
+	if err != nil || !strings.Contains(out, "0 registered, 6 unchanged") {
 		t.Errorf("second apply = %q, %v; want everything unchanged", out, err)
 	}
 }
@@ -149,7 +150,7 @@ func TestSchemasApplyToAnExternalRegistry(t *testing.T) {
 	defer fake.Close()
 	env := map[string]string{"STRATA_REGISTRY_URL": fake.URL(), "STRATA_SCHEMAS_DIR": "../../schemas"}
 	out, _, err := runWriter(t, env, "schemas", "apply")
-	if err != nil || !strings.Contains(out, "5 registered") || !strings.Contains(out, "the registry at "+fake.URL()) {
+	if err != nil || !strings.Contains(out, "6 registered") || !strings.Contains(out, "the registry at "+fake.URL()) {
 		t.Fatalf("apply to an external registry = %q, %v", out, err)
 	}
 	if _, ok := fake.GetSchema("example.orders.OrderItemAdded", 2); !ok {

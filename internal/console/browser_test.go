@@ -55,7 +55,7 @@ func seed(t *testing.T, url string) {
 	appendEvents(t, url, seedStream,
 		`{"expectedVersion": 0, "events": [{"type": "OrderCreated", "data": {"orderId": "a1b2c3d4", "customerId": "user123", "timestamp": "2023-10-27T10:00:00Z"}, "metadata": {"correlationId": "c-1"}}]}`,
 		`{"expectedVersion": 1, "events": [{"type": "OrderItemAdded", "data": {"orderId": "a1b2c3d4", "itemId": "widget-x", "quantity": 2, "price": "15.99", "timestamp": "2023-10-27T10:01:30Z"}}]}`,
-		`{"expectedVersion": 2, "events": [{"type": "OrderShipped", "data": {"orderId": "a1b2c3d4", "shippingAddress": "12 Harbour Road, Dover", "timestamp": "2023-10-27T10:05:00Z"}}]}`)
+		`{"expectedVersion": 2, "events": [{"type": "OrderShipped", "data": {"orderId": "a1b2c3d4", "shippingAddress": "12 Harbour Road, Dover", "timestamp": "2023-10-27T10:05:00Z"}, "metadata": {"dataSubject": "user123"}}]}`)
 }
 
 func TestTheConsoleInABrowser(t *testing.T) {
@@ -94,7 +94,7 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		b.T = t
 		b.Open(w.URL + "/console/")
 		got := b.Text("main .cards")
-		for _, want := range []string{"Store\nready", "Events\n3", "Streams\n1", "Categories\n1\nOrder", "4 subjects"} {
+		for _, want := range []string{"Store\nready", "Events\n3", "Streams\n1", "Categories\n1\nOrder", "5 subjects"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("the overview shows %q, want it to contain %q", got, want)
 			}
@@ -125,7 +125,7 @@ func TestTheConsoleInABrowser(t *testing.T) {
 			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live3", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`)
 		appendEvents(t, w.URL, "Order-live2",
 			`{"events": [{"type": "OrderCreated", "data": {"orderId": "live2", "customerId": "user9", "timestamp": "2023-10-27T12:00:00Z"}}]}`,
-			`{"expectedVersion": 1, "events": [{"type": "OrderShipped", "data": {"orderId": "live2", "shippingAddress": "1 Quay Street", "timestamp": "2023-10-27T12:01:00Z"}}]}`)
+			`{"expectedVersion": 1, "events": [{"type": "OrderShipped", "data": {"orderId": "live2", "shippingAddress": "1 Quay Street", "timestamp": "2023-10-27T12:01:00Z"}, "metadata": {"dataSubject": "c-live"}}]}`)
 		deadline := time.Now().Add(20 * time.Second)
 		for !browsertest.Evaluate[bool](b, `document.querySelector("main tbody").innerText.includes("Order-live2")`) {
 			if time.Now().After(deadline) {

@@ -213,7 +213,10 @@ func (o Order) Ship(address string, at time.Time) ([]client.Event, error) {
 	case len(o.Items) == 0:
 		return nil, reject(ErrNoItems, "order %s has no items: an order ships with at least one", o.ID)
 	}
-	return []client.Event{{Type: TypeOrderShipped, Data: OrderShipped{OrderID: o.ID, ShippingAddress: address, Timestamp: stamp(at)}}}, nil
+	// The address is personal data (schemas/OrderShipped.avsc): the
+	// customer is its data subject.
+	return []client.Event{{Type: TypeOrderShipped, Data: OrderShipped{OrderID: o.ID, ShippingAddress: address, Timestamp: stamp(at)},
+		Metadata: client.Metadata{DataSubject: o.CustomerID}}}, nil
 }
 
 // stamp is at as the schemas store it: UTC, to the millisecond (the writer

@@ -46,7 +46,8 @@ func itemEvent(item string, quantity int, price string) client.Event {
 }
 
 func shippedEvent() client.Event {
-	return client.Event{Type: TypeOrderShipped, Data: OrderShipped{OrderID: "o-1", ShippingAddress: "123 Main St", Timestamp: stamped}}
+	return client.Event{Type: TypeOrderShipped, Data: OrderShipped{OrderID: "o-1", ShippingAddress: "123 Main St", Timestamp: stamped},
+		Metadata: client.Metadata{DataSubject: "user123"}}
 }
 
 func TestOrderCommandsFollowTheRules(t *testing.T) {

@@ -21,7 +21,8 @@ import (
 )
 
 // Event types of the Order category that order_summary reads; it ignores
-// any other but projection.StreamDeletedType.
+// any other but projection.StreamDeletedType and
+// projection.DataSubjectErasedType.
 const (
 	TypeOrderCreated   = "OrderCreated"
 	TypeOrderItemAdded = "OrderItemAdded"
@@ -106,6 +107,13 @@ CREATE TABLE IF NOT EXISTS order_summary_items (
 // upserts, and forgets what it had folded of the order before the
 // deletion. A soft-deleted stream written again starts a new row from its
 // new events, as if the order were new, its version that of its stream.
+//
+// An erasure of the order's customer (projection.DataSubjectErasedType,
+// which comes to each of the customer's order streams) redacts the
+// order's shipping address: the batch sets the stored one to
+// projection.Erased before its upserts, and what it had folded of the
+// address too. A rebuild reads the erased address as projection.Erased,
+// and ends in the same row.
 func SummaryProjection() *projection.Projection {
 	return &projection.Projection{
 		Name:       "order_summary",
@@ -138,6 +146,12 @@ ON CONFLICT (order_id) DO UPDATE SET
     total            = s.total + excluded.total,
     version          = GREATEST(s.version, excluded.version)`
 
+// SummaryRedactOrders redacts the shipping address of the orders $1, for
+// their customer's erasure; it runs before the upserts of the batch.
+const SummaryRedactOrders = `
+UPDATE order_summary SET shipping_address = '` + projection.Erased + `'
+WHERE order_id = ANY($1::text[]) AND shipping_address IS DISTINCT FROM '` + projection.Erased + `' AND shipping_address IS NOT NULL`
+
 // SummaryDeleteOrders removes the orders $1 and their items, for their
 // streams' deletions; it runs before the upserts of the batch.
 const SummaryDeleteOrders = `
@@ -163,8 +177,11 @@ func applySummary(ctx context.Context, tx pgx.Tx, events []projection.Event) err
 		return nil
 	}
 	batch := &pgx.Batch{}
-	if deleted := f.deleted(); len(deleted) > 0 {
+	if deleted := f.marked(func(o *orderDelta) bool { return o.deleted }); len(deleted) > 0 {
 		batch.Queue(SummaryDeleteOrders, deleted)
+	}
+	if redacted := f.marked(func(o *orderDelta) bool { return o.redacted }); len(redacted) > 0 {
+		batch.Queue(SummaryRedactOrders, redacted)
 	}
 	if upserts := f.orderColumns(); upserts != nil {
 		batch.Queue(SummaryUpsertOrders, upserts...)
@@ -181,6 +198,7 @@ func applySummary(ctx context.Context, tx pgx.Tx, events []projection.Event) err
 type orderDelta struct {
 	id         string
 	deleted    bool       // the stored row and items go first
+	redacted   bool       // the stored row's address is redacted first
 	upsert     bool       // there are events since the deletion, or no deletion
 	customerID *string    // set by OrderCreated
 	createdAt  *time.Time // set by OrderCreated with a timestamp
@@ -212,6 +230,13 @@ func (f *summaryFold) add(e *projection.Event) {
 	case TypeOrderCreated, TypeOrderItemAdded, TypeOrderShipped:
 	case projection.StreamDeletedType:
 		f.deleteOrder(orderID(e))
+		return
+	case projection.DataSubjectErasedType:
+		o := f.order(orderID(e))
+		o.redacted = true
+		if o.shipped {
+			o.address = projection.Erased
+		}
 		return
 	default:
 		return
@@ -271,7 +296,7 @@ func (f *summaryFold) order(id string) *orderDelta {
 // deleteOrder forgets what the batch did to order id so far, and has its
 // stored row and items deleted.
 func (f *summaryFold) deleteOrder(id string) {
-	*f.order(id) = orderDelta{id: id, deleted: true}
+	*f.order(id) = orderDelta{id: id, deleted: true} // a redaction of the deleted row is moot
 	for k := range f.items {
 		if k[0] == id {
 			delete(f.items, k)
@@ -279,12 +304,12 @@ func (f *summaryFold) deleteOrder(id string) {
 	}
 }
 
-// deleted returns the orders whose rows are deleted, in order id order,
-// as SummaryDeleteOrders' argument.
-func (f *summaryFold) deleted() []string {
+// marked returns the orders for which is holds, in order id order, as the
+// argument of SummaryDeleteOrders or SummaryRedactOrders.
+func (f *summaryFold) marked(is func(*orderDelta) bool) []string {
 	var ids []string
 	for _, id := range f.orderIDs {
-		if f.orders[id].deleted {
+		if is(f.orders[id]) {
 			ids = append(ids, id)
 		}
 	}

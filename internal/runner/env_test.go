@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/orders"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -65,7 +67,15 @@ func newEnv(t *testing.T) *env {
 	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		t.Fatal(err)
 	}
-	catalog := registry.NewCatalog(reg, registry.CatalogOptions{})
+	keyFile := filepath.Join(t.TempDir(), "master.key")
+	if err := personal.WriteMasterKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	cipher, err := postgres.OpenKeys(store, keyFile, personal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog := registry.NewCatalog(reg, registry.CatalogOptions{Personal: cipher})
 	t.Cleanup(catalog.Close)
 	if err := catalog.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -208,11 +218,15 @@ func (e *env) event(typ, data string) eventstore.EventData {
 
 // encode encodes data with the latest schema of typ.
 func (e *env) encode(typ, data string) (eventstore.EventData, error) {
-	fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), nil)
+	var meta eventstore.Metadata
+	if typ == "OrderShipped" {
+		meta.DataSubject = "c-test" // its address is personal data
+	}
+	fp, bin, err := e.catalog.Encode(ctx, typ, []byte(data), &meta)
 	if err != nil {
 		return eventstore.EventData{}, fmt.Errorf("encode %s %s: %w", typ, data, err)
 	}
-	return eventstore.EventData{Type: typ, Schema: fp, Data: bin}, nil
+	return eventstore.EventData{Type: typ, Schema: fp, Data: bin, Metadata: meta}, nil
 }
 
 // ledgerSetup is the table of the ledger projection: one row per event

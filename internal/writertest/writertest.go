@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/httpapi"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 )
@@ -26,6 +27,9 @@ type Writer struct {
 	URL string
 	// Store is the writer's store, for checks behind the API's back.
 	Store *postgres.Store
+	// Cipher holds the data subjects' keys, with a master key of the
+	// test's own.
+	Cipher *personal.Cipher
 }
 
 // Start starts a writer that serves until the test ends. opts configures
@@ -51,7 +55,12 @@ func Start(t testing.TB, opts httpapi.Options) *Writer {
 	if _, err := reg.Apply(ctx, files, false); err != nil {
 		t.Fatalf("applying %s: %v", SchemasDir(), err)
 	}
-	catalog := registry.NewCatalog(reg, registry.CatalogOptions{})
+	cipher, err := postgres.OpenKeys(store, MasterKeyFile(t), personal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Personal = cipher
+	catalog := registry.NewCatalog(reg, registry.CatalogOptions{Personal: cipher})
 	t.Cleanup(catalog.Close)
 	if err := catalog.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -64,7 +73,18 @@ func Start(t testing.TB, opts httpapi.Options) *Writer {
 	}
 	srv := httptest.NewServer(httpapi.New(store, catalog, opts).Handler())
 	t.Cleanup(srv.Close)
-	return &Writer{URL: srv.URL, Store: store}
+	return &Writer{URL: srv.URL, Store: store, Cipher: cipher}
+}
+
+// MasterKeyFile writes a new master key file for the test and returns
+// its path (STRATA_MASTER_KEY_FILE).
+func MasterKeyFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := personal.WriteMasterKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // SchemasDir returns the repository's schemas/ directory.

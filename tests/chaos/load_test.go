@@ -17,6 +17,8 @@ type sentEvent struct {
 	ID   string
 	Type string
 	Data map[string]any
+	// Subject is the data subject, for an event with personal fields.
+	Subject string
 }
 
 // appendRec is the ledger's record of one append: what was sent and what
@@ -88,17 +90,25 @@ func (l *ledger) counts() (total, acked, unanswered int) {
 
 // newAppend builds an append and its body.
 func newAppend(stream string, expected int64, events []sentEvent) *appendRec {
+	type meta struct {
+		DataSubject string `json:"dataSubject"`
+	}
 	type ev struct {
-		ID   string         `json:"id"`
-		Type string         `json:"type"`
-		Data map[string]any `json:"data"`
+		ID       string         `json:"id"`
+		Type     string         `json:"type"`
+		Data     map[string]any `json:"data"`
+		Metadata *meta          `json:"metadata,omitempty"`
 	}
 	body := struct {
 		ExpectedVersion int64 `json:"expectedVersion"`
 		Events          []ev  `json:"events"`
 	}{ExpectedVersion: expected}
 	for _, e := range events {
-		body.Events = append(body.Events, ev(e))
+		out := ev{ID: e.ID, Type: e.Type, Data: e.Data}
+		if e.Subject != "" {
+			out.Metadata = &meta{e.Subject}
+		}
+		body.Events = append(body.Events, out)
 	}
 	b, _ := json.Marshal(body)
 	return &appendRec{Stream: stream, Expected: expected, Events: events, body: b}
@@ -168,10 +178,11 @@ func (l *ledger) attempt(ctx context.Context, client *http.Client, base string, 
 const slotsPerClient = 8
 
 type orderSlot struct {
-	id      string
-	version int64
-	adds    int // item appends still to make before shipping
-	shipped bool
+	id       string
+	version  int64
+	adds     int // item appends still to make before shipping
+	shipped  bool
+	customer string // its data subject
 }
 
 type loadClient struct {
@@ -214,8 +225,9 @@ func (c *loadClient) next(i int) *appendRec {
 	var events []sentEvent
 	switch {
 	case s.version == 0:
-		events = append(events, sentEvent{c.uuid(), "OrderCreated", map[string]any{
-			"orderId": s.id, "customerId": fmt.Sprintf("customer-%d", c.rng.IntN(50)), "timestamp": now}})
+		s.customer = fmt.Sprintf("customer-%d", c.rng.IntN(50))
+		events = append(events, sentEvent{ID: c.uuid(), Type: "OrderCreated", Data: map[string]any{
+			"orderId": s.id, "customerId": s.customer, "timestamp": now}})
 	case s.adds > 0:
 		for range 1 + c.rng.IntN(2) {
 			data := map[string]any{"orderId": s.id, "itemId": itemIDs[c.rng.IntN(len(itemIDs))],
@@ -226,11 +238,12 @@ func (c *loadClient) next(i int) *appendRec {
 			case 1:
 				data["currency"] = "USD"
 			} // else the default, USD
-			events = append(events, sentEvent{c.uuid(), "OrderItemAdded", data})
+			events = append(events, sentEvent{ID: c.uuid(), Type: "OrderItemAdded", Data: data})
 		}
 	default:
-		events = append(events, sentEvent{c.uuid(), "OrderShipped", map[string]any{
-			"orderId": s.id, "shippingAddress": fmt.Sprintf("%d Canal Street, Springfield", 1+c.rng.IntN(200)), "timestamp": now}})
+		events = append(events, sentEvent{ID: c.uuid(), Type: "OrderShipped", Data: map[string]any{
+			"orderId": s.id, "shippingAddress": fmt.Sprintf("%d Canal Street, Springfield", 1+c.rng.IntN(200)), "timestamp": now},
+			Subject: s.customer})
 	}
 	return newAppend("Order-"+s.id, s.version, events)
 }
@@ -285,7 +298,7 @@ func (c *loadClient) run(stop <-chan struct{}, giveUp context.Context) {
 // reports whether it was acknowledged. Probes measure recovery; they go in
 // the ledger like any append, and are never retried.
 func (l *ledger) probe(client *http.Client, base, id, eventID string, timeout time.Duration) bool {
-	r := newAppend("Order-"+id, 0, []sentEvent{{eventID, "OrderCreated", map[string]any{
+	r := newAppend("Order-"+id, 0, []sentEvent{{ID: eventID, Type: "OrderCreated", Data: map[string]any{
 		"orderId": id, "customerId": "probe", "timestamp": stamp(time.Now())}}})
 	r.Probe = true
 	l.add(r)

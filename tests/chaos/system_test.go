@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-events/strata/internal/writertest"
 )
 
 // The system's settings, chosen for fast recovery that still holds on a
@@ -111,7 +113,7 @@ func startSystem(t *testing.T) *system {
 	if logLevel == "" {
 		logLevel = "info"
 	}
-	shared := append(baseEnv(),
+	shared := append(baseEnv(), "STRATA_MASTER_KEY_FILE="+writertest.MasterKeyFile(t),
 		"STRATA_KAFKA_BROKERS="+s.kafkaLink.addr(),
 		"STRATA_TOPIC_PREFIX="+topicPrefix,
 		"STRATA_TOPIC_PARTITIONS="+strconv.Itoa(partitions),
