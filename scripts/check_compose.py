@@ -247,7 +247,10 @@ def check_compose(settings):
     sub = Substituter(env_example)
     doc = sub.tree(raw)
 
-    # The variables.
+    # The variables: those substituted, and those that secrets are made from.
+    for secret in (raw.get("secrets") or {}).values():
+        if isinstance(secret, dict) and isinstance(secret.get("environment"), str):
+            sub.used.add(secret["environment"])
     for name in sorted(sub.used - set(env_example)):
         problem(f"compose.yaml uses ${{{name}}}, which .env.example does not document")
     for name in sorted(set(env_example) - sub.used):
