@@ -111,7 +111,7 @@ func kafkaDump(t *testing.T, prefix string) map[string]string {
 		t.Fatalf("kcat -L: %v", err)
 	}
 	dump := make(map[string]string)
-	for _, m := range regexp.MustCompile(`topic "(` + regexp.QuoteMeta(prefix) + `[^"]*)"`).FindAllStringSubmatch(string(list), -1) {
+	for _, m := range regexp.MustCompile(`topic "(`+regexp.QuoteMeta(prefix)+`[^"]*)"`).FindAllStringSubmatch(string(list), -1) {
 		out, err := exec.Command("kcat", "-b", brokers, "-C", "-t", m[1], "-o", "beginning", "-e", "-q",
 			"-X", "isolation.level=read_uncommitted", "-f", "%k %h %s\n").Output()
 		if err != nil {
@@ -301,4 +301,3 @@ func mapValues(m map[string]string) []string {
 	}
 	return out
 }
-
