@@ -42,6 +42,7 @@ Commands:
   schemas apply  register the event schemas of the schemas directory
   serve          serve the HTTP API and run the outbox relay to Kafka
   relay          run the outbox relay alone
+  keys           make a master key file; rewrap the data subjects' keys
 
 Run "writer <command> --help" for a command's flags and settings.
 `
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "relay":
 		return relayMain(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
