@@ -35,6 +35,11 @@ const (
 	// DefaultCacheTTL bounds how long a process that did not erase a
 	// subject can still decrypt with the subject's cached key.
 	DefaultCacheTTL = 30 * time.Second
+	// SealTTL bounds how long a cached key encrypts: an event of a
+	// subject appended through another process just after the subject's
+	// erasure is encrypted with the destroyed key (and reads as erased)
+	// only within this time.
+	SealTTL = time.Second
 )
 
 // Options configures a Cipher; the zero value gives the defaults.
@@ -169,8 +174,9 @@ func gcm(secret []byte) (cipher.AEAD, error) {
 
 func (c *Cipher) subjectKey(ctx context.Context, subject string) (Key, error) {
 	c.mu.Lock()
+	now := c.now()
 	if id, ok := c.cache.bySubject[subject]; ok {
-		if e := c.cache.get(id, c.now()); e != nil && !e.erased {
+		if e := c.cache.get(id, now); e != nil && !e.erased && now.Sub(e.fetched) < SealTTL {
 			c.mu.Unlock()
 			return e.key, nil
 		}
@@ -180,7 +186,7 @@ func (c *Cipher) subjectKey(ctx context.Context, subject string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	c.put(&entry{key: k, expires: c.now().Add(c.ttl)})
+	c.put(&entry{key: k, fetched: now, expires: now.Add(c.ttl)})
 	return k, nil
 }
 
@@ -203,7 +209,8 @@ func (c *Cipher) keyByID(ctx context.Context, id int64) (Key, error) {
 	case err != nil:
 		return Key{}, err
 	}
-	c.put(&entry{key: k, expires: c.now().Add(c.ttl)})
+	now := c.now()
+	c.put(&entry{key: k, fetched: now, expires: now.Add(c.ttl)})
 	return k, nil
 }
 
@@ -217,6 +224,7 @@ func (c *Cipher) put(e *entry) {
 type entry struct {
 	key     Key
 	erased  bool
+	fetched time.Time // from the key store
 	expires time.Time
 }
 

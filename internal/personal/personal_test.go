@@ -188,9 +188,19 @@ func TestTheCacheIsBoundedAndExpires(t *testing.T) {
 	if keys.lookups != 4 {
 		t.Error("a cached key is looked up again")
 	}
-	now = now.Add(2 * time.Minute)
+	sealed, _ := c.Seal(ctx, s, "a", plain)
+	now = now.Add(2 * SealTTL)
 	c.Seal(ctx, s, "a", plain)
 	if keys.lookups != 5 {
+		t.Errorf("a key cached for longer than SealTTL encrypts without a look-up: one erased elsewhere would seal new data")
+	}
+	c.Open(ctx, s, sealed)
+	if keys.lookups != 5 {
+		t.Error("a key cached within CacheTTL is looked up again to decrypt")
+	}
+	now = now.Add(2 * time.Minute)
+	c.Open(ctx, s, sealed)
+	if keys.lookups != 6 {
 		t.Error("an expired key is not looked up again")
 	}
 }
