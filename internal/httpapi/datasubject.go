@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -79,12 +80,11 @@ func (s *Server) eraseDataSubject(store eventstore.DataSubjects) HandlerFunc {
 			}
 			return err
 		}
-		// The key goes first: should what follows fail, nothing can read
-		// the subject's fields any more, and a retry completes the rest.
-		destroyed, err := s.opts.Personal.Destroy(ctx, subject)
-		if err != nil {
-			return err
-		}
+		// $DataSubjectErased first, the key after: an event sealed with
+		// a key made after the destruction commits after it, so in each
+		// stream every event before $DataSubjectErased is erased. Should
+		// the destruction fail, the answer says so, and a retry (which
+		// appends $DataSubjectErased again, harmlessly) completes it.
 		event := func(eventstore.StreamID) (eventstore.EventData, error) {
 			return eventstore.EventData{Type: eventstore.DataSubjectErasedType, Schema: fp, Data: bin,
 				Metadata: eventstore.Metadata{UserID: tok.Principal, DataSubject: subject}}, nil
@@ -92,6 +92,10 @@ func (s *Server) eraseDataSubject(store eventstore.DataSubjects) HandlerFunc {
 		results, at, err := store.RecordErasure(ctx, subject, event)
 		if err != nil {
 			return err
+		}
+		destroyed, err := s.opts.Personal.Destroy(ctx, subject)
+		if err != nil {
+			return fmt.Errorf("the erasure of %s is recorded, but its key is not yet destroyed (retry the erasure): %w", subject, err)
 		}
 		resp := erasureResponse{SubjectID: subject, ErasedAt: at, KeyDestroyed: destroyed, Streams: []erasedStream{}}
 		for _, res := range results {

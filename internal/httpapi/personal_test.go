@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/personal"
@@ -203,6 +206,68 @@ func TestPersonalFieldsAreEncryptedAndErasedByTheirSubject(t *testing.T) {
 		}
 		if got := read(t, "/v1/streams/Order-1/events"); !bytes.Contains([]byte(got), []byte("[erased]")) {
 			t.Errorf("the erased order reads %s after the subject's new key", got)
+		}
+	})
+
+	t.Run("appends racing an erasure all land; those after it are readable", func(t *testing.T) {
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		failures := make(chan string, 100)
+		for c := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("r%d-%d", c, i)
+					if status, body := call(t, w, "POST", "/v1/streams/Order-"+id+"/events", "w", order(id, "c-9", "9 Race Road")); status != http.StatusCreated {
+						failures <- fmt.Sprintf("append %s = %d %s", id, status, body)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		status, body := call(t, w, "DELETE", "/v1/data-subjects/c-9", "a", "")
+		close(stop)
+		wg.Wait()
+		close(failures)
+		for f := range failures {
+			t.Error(f)
+		}
+		if status != http.StatusOK || !strings.Contains(body, `"keyDestroyed":true`) {
+			t.Fatalf("the erasure amid appends = %d %s", status, body)
+		}
+		if status, body := call(t, w, "POST", "/v1/streams/Order-after/events", "w", order("after", "c-9", "10 After Street")); status != http.StatusCreated {
+			t.Fatalf("append after the erasure = %d %s", status, body)
+		}
+		if got := read(t, "/v1/streams/Order-after/events"); !strings.Contains(got, `"shippingAddress":"10 After Street"`) {
+			t.Errorf("an order appended after the erasure answered reads %s", got)
+		}
+		// In each stream the erasure reached, everything before its
+		// $DataSubjectErased is erased.
+		var erasure struct{ Streams []struct{ StreamID string } }
+		json.Unmarshal([]byte(body), &erasure)
+		for _, s := range erasure.Streams {
+			var page struct {
+				Events []struct {
+					Type string
+					Data map[string]any
+				}
+			}
+			json.Unmarshal([]byte(read(t, "/v1/streams/"+s.StreamID+"/events")), &page)
+			for _, e := range page.Events {
+				if e.Type == "$DataSubjectErased" {
+					break
+				}
+				if a, ok := e.Data["shippingAddress"]; ok && a != "[erased]" {
+					t.Errorf("%s's %s before its $DataSubjectErased reads the address %v", s.StreamID, e.Type, a)
+				}
+			}
 		}
 	})
 }

@@ -100,18 +100,26 @@ func (c *Cipher) Open(ctx context.Context, s *avro.Schema, data []byte) ([]byte,
 // Destroy destroys subject's key in the key store and forgets it: from
 // now on this Cipher opens the subject's fields as Erased, and other
 // processes' Ciphers do once their cached copy expires (CacheTTL).
+//
+// The destroyed key stays known as destroyed here, so that a look-up of
+// it that raced the erasure cannot bring it back into the cache.
 func (c *Cipher) Destroy(ctx context.Context, subject string) (bool, error) {
-	destroyed, err := c.keys.Destroy(ctx, subject)
+	id, err := c.keys.Destroy(ctx, subject)
 	c.Forget(subject)
-	return destroyed, err
+	if id != 0 {
+		c.put(&entry{key: Key{ID: id, Subject: subject}, erased: true})
+	}
+	return id != 0, err
 }
 
-// Forget drops subject's key from the cache, as an erasure does.
+// Forget marks subject's cached key destroyed, as an erasure does: the
+// subject's next event gets a new key, and its fields sealed with the old
+// one open as Erased.
 func (c *Cipher) Forget(subject string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id, ok := c.cache.bySubject[subject]; ok {
-		c.cache.remove(id)
+		c.cache.put(&entry{key: Key{ID: id, Subject: subject}, erased: true})
 	}
 }
 
@@ -254,7 +262,13 @@ func (l *lru) get(id int64, now time.Time) *entry {
 	return e
 }
 
+// put caches e, unless its key is known to be destroyed: destroyed keys
+// never come back.
 func (l *lru) put(e *entry) {
+	if el, ok := l.byID[e.key.ID]; ok && el.Value.(*entry).erased {
+		l.order.MoveToFront(el)
+		return
+	}
 	l.remove(e.key.ID)
 	l.byID[e.key.ID] = l.order.PushFront(e)
 	if !e.erased {
@@ -273,7 +287,7 @@ func (l *lru) remove(id int64) {
 	e := el.Value.(*entry)
 	l.order.Remove(el)
 	delete(l.byID, id)
-	if !e.erased && l.bySubject[e.key.Subject] == id {
+	if l.bySubject[e.key.Subject] == id {
 		delete(l.bySubject, e.key.Subject)
 	}
 }

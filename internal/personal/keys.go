@@ -45,8 +45,9 @@ type KeyStore interface {
 	// KeyByID returns the key of id, or ErrErased when it was destroyed.
 	KeyByID(ctx context.Context, id int64) (Key, error)
 	// Destroy destroys subject's key, so that nothing can decrypt with
-	// it any more; it reports whether there was one.
-	Destroy(ctx context.Context, subject string) (destroyed bool, err error)
+	// it any more, and returns the id of the key destroyed, 0 when there
+	// was none.
+	Destroy(ctx context.Context, subject string) (id int64, err error)
 }
 
 // NewSecret returns a new random key.

@@ -51,16 +51,16 @@ func (m *memKeys) KeyByID(_ context.Context, id int64) (Key, error) {
 	return k, nil
 }
 
-func (m *memKeys) Destroy(_ context.Context, subject string) (bool, error) {
+func (m *memKeys) Destroy(_ context.Context, subject string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, k := range m.byID {
 		if k.Subject == subject {
 			delete(m.byID, id)
-			return true, nil
+			return id, nil
 		}
 	}
-	return false, nil
+	return 0, nil
 }
 
 const shipped = `{"type": "record", "name": "OrderShipped", "fields": [

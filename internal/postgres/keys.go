@@ -90,12 +90,16 @@ func (k *KeyStore) unwrap(row pgx.Row) (personal.Key, error) {
 // lock for as long as copying its live rows lasts; it waits for the lock
 // at most 5 s, and when it cannot have it, the next erasure's rewrite
 // clears this one's too (the error says so).
-func (k *KeyStore) Destroy(ctx context.Context, subject string) (bool, error) {
-	tag, err := k.s.pool.Exec(ctx, "DELETE FROM data_subject_keys WHERE subject = $1", subject)
-	if err != nil {
-		return false, translate(err)
+func (k *KeyStore) Destroy(ctx context.Context, subject string) (int64, error) {
+	var id int64
+	err := k.s.pool.QueryRow(ctx, "DELETE FROM data_subject_keys WHERE subject = $1 RETURNING id", subject).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, translate(err)
 	}
-	return tag.RowsAffected() > 0, k.Compact(ctx)
+	return id, k.Compact(ctx)
 }
 
 // Compact rewrites the keys' table, leaving no dead rows in its files.

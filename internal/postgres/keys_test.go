@@ -69,8 +69,8 @@ func TestTheKeyStoreKeepsOneWrappedKeyPerSubject(t *testing.T) {
 	}
 
 	t.Run("a destroyed key is gone from the table's file, and never served again", func(t *testing.T) {
-		if ok, err := keys.Destroy(ctx, "c-1"); !ok || err != nil {
-			t.Fatalf("Destroy = %v, %v", ok, err)
+		if id, err := keys.Destroy(ctx, "c-1"); id != a.ID || err != nil {
+			t.Fatalf("Destroy = %v, %v; want key %d", id, err, a.ID)
 		}
 		if _, err := keys.KeyByID(ctx, a.ID); !errors.Is(err, personal.ErrErased) {
 			t.Errorf("KeyByID of a destroyed key = %v, want ErrErased", err)
@@ -78,8 +78,8 @@ func TestTheKeyStoreKeepsOneWrappedKeyPerSubject(t *testing.T) {
 		if bytes.Contains(relationFile(t, s, "data_subject_keys"), wrapped) {
 			t.Error("the destroyed wrapped key is still in the table's file")
 		}
-		if ok, err := keys.Destroy(ctx, "c-1"); ok || err != nil {
-			t.Errorf("a second Destroy = %v, %v; want false", ok, err)
+		if id, err := keys.Destroy(ctx, "c-1"); id != 0 || err != nil {
+			t.Errorf("a second Destroy = %v, %v; want none", id, err)
 		}
 		if fresh, err := keys.SubjectKey(ctx, "c-1"); err != nil || fresh.ID == a.ID || bytes.Equal(fresh.Secret, a.Secret) {
 			t.Errorf("the subject's next key = %+v, %v; want a new one", fresh, err)

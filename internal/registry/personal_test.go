@@ -40,16 +40,16 @@ func (m *memKeys) KeyByID(_ context.Context, id int64) (personal.Key, error) {
 	return personal.Key{}, personal.ErrErased
 }
 
-func (m *memKeys) Destroy(_ context.Context, subject string) (bool, error) {
+func (m *memKeys) Destroy(_ context.Context, subject string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, k := range m.keys {
 		if k.Subject == subject {
 			delete(m.keys, id)
-			return true, nil
+			return id, nil
 		}
 	}
-	return false, nil
+	return 0, nil
 }
 
 const (
