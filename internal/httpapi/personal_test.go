@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -41,6 +42,29 @@ const (
 	created = `{"type": "OrderCreated", "data": {"orderId": "%s", "customerId": "%s", "timestamp": "2026-01-02T03:04:05Z"}}`
 	shipped = `{"type": "OrderShipped", "data": {"orderId": "%s", "shippingAddress": "%s", "timestamp": "2026-01-02T04:04:05Z"}, "metadata": {"dataSubject": "%s"}}`
 )
+
+// firstShipped subscribes and returns the data of the first OrderShipped
+// the subscription delivers.
+func firstShipped(t *testing.T, w *writertest.Writer, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", w.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer r")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		if line := lines.Text(); strings.HasPrefix(line, "data:") && strings.Contains(line, `"type":"OrderShipped"`) {
+			return line
+		}
+	}
+	t.Fatalf("the subscription %s delivered no OrderShipped: %v", path, lines.Err())
+	return ""
+}
 
 // order is the body of an append that creates and ships an order.
 func order(id, customer, address string) string {
@@ -183,6 +207,11 @@ func TestPersonalFieldsAreEncryptedAndErasedByTheirSubject(t *testing.T) {
 		_, body := call(t, w, "GET", "/v1/data-subjects/c-1/events", "a", "")
 		if strings.Contains(body, "Secret") || !strings.Contains(body, "[erased]") {
 			t.Errorf("an access request after the erasure answers %s", body)
+		}
+		for stream, want := range map[string]string{"Order-1": `"shippingAddress":"[erased]"`, "Order-3": `"shippingAddress":"7 Open Road"`} {
+			if got := firstShipped(t, w, "/v1/streams/"+stream+"/subscribe"); !strings.Contains(got, want) {
+				t.Errorf("a subscription to %s delivers %s, want %s", stream, got, want)
+			}
 		}
 	})
 

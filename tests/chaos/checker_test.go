@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
@@ -11,9 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/personal"
 )
 
 // The checker reads what the system holds — the store's table, the Kafka
@@ -52,11 +58,48 @@ type store struct {
 	schemaID map[int64]int32 // fingerprint → registry id
 }
 
+// storeKeys is a personal.KeyStore over the store's table of keys, read
+// straight, for the checker to decrypt personal fields with.
+type storeKeys struct {
+	db     *pgxpool.Pool
+	master *personal.MasterKeys
+}
+
+func (k storeKeys) KeyByID(ctx context.Context, id int64) (personal.Key, error) {
+	key := personal.Key{ID: id}
+	var masterID string
+	var wrapped []byte
+	err := k.db.QueryRow(ctx, "SELECT subject, master_key, wrapped FROM strata.data_subject_keys WHERE id = $1", id).Scan(&key.Subject, &masterID, &wrapped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return key, personal.ErrErased
+	}
+	if err != nil {
+		return key, err
+	}
+	key.Secret, err = k.master.Unwrap(masterID, key.Subject, wrapped)
+	return key, err
+}
+
+func (storeKeys) SubjectKey(context.Context, string) (personal.Key, error) {
+	return personal.Key{}, errors.New("the checker makes no keys")
+}
+
+func (storeKeys) Destroy(context.Context, string) (int64, error) {
+	return 0, errors.New("the checker destroys no keys")
+}
+
 // readStore reads the events table and decodes every event with goavro
-// and the writer's schema from the registry's table.
+// and the writer's schema from the registry's table, its personal fields
+// decrypted first with the keys of the store and the system's master key.
 func readStore(ctx context.Context, s *system) (*store, error) {
 	st := &store{byID: map[string]*storedEvent{}, schemaID: map[int64]int32{}}
 	codecs := map[int64]*goavro.Codec{}
+	schemas := map[int64]*avro.Schema{}
+	master, err := personal.LoadMasterKeys(s.masterKey)
+	if err != nil {
+		return nil, err
+	}
+	cipher := personal.NewCipher(storeKeys{s.db, master}, personal.Options{})
 	rows, err := s.db.Query(ctx, `SELECT id, fingerprint, schema FROM strata.registry_schemas`)
 	if err != nil {
 		return nil, err
@@ -70,6 +113,9 @@ func readStore(ctx context.Context, s *system) (*store, error) {
 		}
 		c, err := goavro.NewCodec(text)
 		if err != nil {
+			return nil, fmt.Errorf("schema %d: %w", id, err)
+		}
+		if schemas[fp], err = avro.Parse(text); err != nil {
 			return nil, fmt.Errorf("schema %d: %w", id, err)
 		}
 		codecs[fp], st.schemaID[fp] = c, id
@@ -91,7 +137,11 @@ func readStore(ctx context.Context, s *system) (*store, error) {
 		if c == nil {
 			return nil, fmt.Errorf("event %s: no schema with fingerprint %d", e.ID, e.Fingerprint)
 		}
-		native, rest, err := c.NativeFromBinary(e.Data)
+		plain, err := cipher.Open(ctx, schemas[e.Fingerprint], e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: cannot decrypt its personal fields: %w", e.ID, err)
+		}
+		native, rest, err := c.NativeFromBinary(plain)
 		if err != nil || len(rest) > 0 {
 			return nil, fmt.Errorf("event %s: cannot decode its data (%v, %d bytes left)", e.ID, err, len(rest))
 		}

@@ -53,6 +53,7 @@ type system struct {
 
 	pg         *pgServer
 	db         *pgxpool.Pool // straight to the server, for the nemesis and the checker
+	masterKey  string        // the master key file, STRATA_MASTER_KEY_FILE
 	net        *network
 	pgLinks    map[string]*link // by process name
 	kafkaLink  *link
@@ -113,7 +114,8 @@ func startSystem(t *testing.T) *system {
 	if logLevel == "" {
 		logLevel = "info"
 	}
-	shared := append(baseEnv(), "STRATA_MASTER_KEY_FILE="+writertest.MasterKeyFile(t),
+	s.masterKey = writertest.MasterKeyFile(t)
+	shared := append(baseEnv(), "STRATA_MASTER_KEY_FILE="+s.masterKey,
 		"STRATA_KAFKA_BROKERS="+s.kafkaLink.addr(),
 		"STRATA_TOPIC_PREFIX="+topicPrefix,
 		"STRATA_TOPIC_PARTITIONS="+strconv.Itoa(partitions),
