@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/strata-events/strata/internal/avro"
+	"github.com/strata-events/strata/internal/personal"
 )
 
 // avroBenchTime is each testing.Benchmark's run: the group takes a few
@@ -58,6 +60,7 @@ func benchAvro(_ context.Context, _ string, cfg benchConfig, t *table, log io.Wr
 		min          float64 // the least ratio that meets the target; 0 for none
 		ours         func() error
 		base         func() error
+		baseName     string // what base is; "goavro decode" when empty
 	}
 	var benches []bench
 	for _, ev := range avroEvents {
@@ -90,6 +93,13 @@ func benchAvro(_ context.Context, _ string, cfg benchConfig, t *table, log io.Wr
 				ours: func() error { _, err := res.Decode(bin); return err }, base: goavroDecode},
 			bench{name: "decode OrderItemAdded v1 data as v2 to natural JSON", ours: func() error { _, err := res.ToJSON(bin); return err }, base: goavroDecode})
 	}
+	personalBenches, err := personalFieldBenches(dir)
+	if err != nil {
+		return err
+	}
+	for _, pb := range personalBenches {
+		benches = append(benches, bench{name: pb.name, ours: pb.ours, base: pb.base, baseName: pb.baseName})
+	}
 	for _, b := range benches {
 		fmt.Fprintf(log, "  %s ...\n", b.name)
 		p := &pair{}
@@ -109,10 +119,14 @@ func benchAvro(_ context.Context, _ string, cfg benchConfig, t *table, log io.Wr
 		if b.min == 0 {
 			target, v = "(for reference)", ""
 		}
+		baseName := b.baseName
+		if baseName == "" {
+			baseName = "goavro decode"
+		}
 		t.add(row{
 			name:    "avro: " + b.name + " (events/s)",
 			ours:    perSecond(median(p.ours)),
-			base:    perSecond(median(p.base)) + " goavro decode",
+			base:    perSecond(median(p.base)) + " " + baseName,
 			ratio:   fmt.Sprintf("%.2f", r),
 			target:  target,
 			verdict: v,
@@ -140,4 +154,72 @@ func eventsPerSecond(op func() error) (float64, error) {
 		return 0, fmt.Errorf("the benchmark did not run")
 	}
 	return float64(r.N) / r.T.Seconds(), nil
+}
+
+// personalBench is a comparison of the cost of personal fields.
+type personalBench struct {
+	name, baseName string
+	ours, base     func() error
+}
+
+// oneKey is a personal.KeyStore of one key, which a Cipher caches: the
+// benches measure the cipher, not the key store.
+type oneKey struct{ secret []byte }
+
+func (k oneKey) SubjectKey(context.Context, string) (personal.Key, error) {
+	return personal.Key{ID: 1, Subject: "c-1", Secret: k.secret}, nil
+}
+func (k oneKey) KeyByID(ctx context.Context, _ int64) (personal.Key, error) {
+	return k.SubjectKey(ctx, "")
+}
+func (oneKey) Destroy(context.Context, string) (int64, error) { return 0, nil }
+
+// personalFieldBenches compare encoding an OrderShipped and encrypting its
+// shipping address (AES-256-GCM with a cached key) with encoding it from a
+// copy of the schema that does not mark the address, and likewise
+// decrypting and decoding with decoding.
+func personalFieldBenches(dir string) ([]personalBench, error) {
+	text, err := os.ReadFile(filepath.Join(dir, "OrderShipped.avsc"))
+	if err != nil {
+		return nil, err
+	}
+	marked, err := avro.Parse(string(text))
+	if err != nil {
+		return nil, err
+	}
+	unmarked, err := avro.Parse(strings.Replace(string(text), `"strata.personal": true,`, "", 1))
+	if err != nil || unmarked.HasPersonal() || !marked.HasPersonal() {
+		return nil, fmt.Errorf("the unmarked copy of OrderShipped: %v (personal fields: %v and %v)", err, marked.HasPersonal(), unmarked.HasPersonal())
+	}
+	ctx := context.Background()
+	cipher := personal.NewCipher(oneKey{personal.NewSecret()}, personal.Options{})
+	data := []byte(`{"orderId": "a1b2c3d4", "shippingAddress": "1 Main St, Springfield", "timestamp": "2023-10-27T10:00:00Z"}`)
+	plain, err := unmarked.FromJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := cipher.Seal(ctx, marked, "c-1", plain)
+	if err != nil {
+		return nil, err
+	}
+	return []personalBench{
+		{name: "encode OrderShipped and encrypt its personal address", baseName: "encoded unmarked",
+			ours: func() error {
+				bin, err := marked.FromJSON(data)
+				if err == nil {
+					_, err = cipher.Seal(ctx, marked, "c-1", bin)
+				}
+				return err
+			},
+			base: func() error { _, err := unmarked.FromJSON(data); return err }},
+		{name: "decrypt OrderShipped's personal address and decode it", baseName: "decoded unmarked",
+			ours: func() error {
+				bin, err := cipher.Open(ctx, marked, sealed)
+				if err == nil {
+					_, err = marked.Decode(bin)
+				}
+				return err
+			},
+			base: func() error { _, err := unmarked.Decode(plain); return err }},
+	}, nil
 }

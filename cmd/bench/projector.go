@@ -26,6 +26,7 @@ import (
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/orders"
+	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -74,6 +75,7 @@ type projectorBench struct {
 	relay    *relay.Relay
 	relayReg *prometheus.Registry
 	appended atomic.Int64 // events appended to the store, all of category Order
+	keyFile  string       // the master key file
 }
 
 // benchProjector measures the projector: how fast one worker applies a
@@ -94,7 +96,22 @@ func benchProjector(ctx context.Context, url string, cfg benchConfig, t *table, 
 	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
 		return err
 	}
-	catalog := registry.NewCatalog(reg, registry.CatalogOptions{})
+	// The shipping address is personal data: the bench's master key
+	// encrypts it, and the projector decrypts it.
+	keyDir, err := os.MkdirTemp("", "strata-bench-keys-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(keyDir)
+	keyFile := filepath.Join(keyDir, "master.key")
+	if err := personal.WriteMasterKeyFile(keyFile); err != nil {
+		return err
+	}
+	cipher, err := postgres.OpenKeys(s, keyFile, personal.Options{})
+	if err != nil {
+		return err
+	}
+	catalog := registry.NewCatalog(reg, registry.CatalogOptions{Personal: cipher})
 	defer catalog.Close()
 	if err := catalog.Refresh(ctx); err != nil {
 		return err
@@ -105,7 +122,7 @@ func benchProjector(ctx context.Context, url string, cfg benchConfig, t *table, 
 	}
 	defer broker.Stop()
 
-	b := &projectorBench{url: url, cfg: cfg, log: log, store: s, catalog: catalog, relayReg: prometheusRegistry(),
+	b := &projectorBench{url: url, cfg: cfg, log: log, store: s, catalog: catalog, relayReg: prometheusRegistry(), keyFile: keyFile,
 		kafka: kafka.Config{Brokers: broker.Brokers(), TopicPrefix: harness.UniqueName("prj") + ".", Partitions: 12, StoreName: harness.UniqueName("prj")}}
 	b.relay = relay.New(s, catalog, benchLeases{s}, func() (relay.Publisher, error) {
 		return kafka.NewPublisher(b.kafka, kafka.PublisherOptions{})
@@ -612,7 +629,7 @@ func (b *projectorBench) workerRSS(ctx context.Context, t *table, rl *running) e
 	defer dropSchema(ctx, b.store, schema)
 	cmd := exec.Command(bin, "run", "--projections", "order_summary")
 	cmd.Env = append(os.Environ(),
-		"STRATA_DATABASE_URL="+b.url, "STRATA_DATABASE_SCHEMA="+b.store.Schema(),
+		"STRATA_DATABASE_URL="+b.url, "STRATA_DATABASE_SCHEMA="+b.store.Schema(), "STRATA_MASTER_KEY_FILE="+b.keyFile,
 		"STRATA_READMODEL_DATABASE_URL="+b.url, "STRATA_READMODEL_SCHEMA="+schema,
 		"STRATA_KAFKA_BROKERS="+b.kafka.Brokers[0], "STRATA_TOPIC_PREFIX="+b.kafka.TopicPrefix,
 		"STRATA_GROUP_PREFIX="+harness.UniqueName("bench.")+".", "STRATA_HTTP_ADDR=127.0.0.1:0",

@@ -76,15 +76,11 @@ func (c *Cipher) Seal(ctx context.Context, s *avro.Schema, subject string, data 
 	if !s.HasPersonal() {
 		return data, nil
 	}
-	k, err := c.subjectKey(ctx, subject)
+	e, err := c.subjectKey(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := gcm(k.Secret)
-	if err != nil {
-		return nil, err
-	}
-	return s.MapPersonal(data, func(v []byte) ([]byte, error) { return seal(aead, k.ID, v), nil })
+	return s.MapPersonal(data, func(v []byte) ([]byte, error) { return seal(e.aead, e.key.ID, v), nil })
 }
 
 // Open decrypts the personal fields of data (written with s). A field of
@@ -129,20 +125,16 @@ func (c *Cipher) open(ctx context.Context, v []byte) ([]byte, error) {
 		return nil, errors.New("a personal field holds no encrypted value: it was not written by a Strata writer")
 	}
 	id := int64(binary.BigEndian.Uint64(raw))
-	k, err := c.keyByID(ctx, id)
+	e, err := c.keyByID(ctx, id)
 	if errors.Is(err, ErrErased) {
 		return []byte(Erased), nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	aead, err := gcm(k.Secret)
+	plain, err := e.aead.Open(nil, raw[8:20], raw[20:], aad(raw[:8]))
 	if err != nil {
-		return nil, err
-	}
-	plain, err := aead.Open(nil, raw[8:20], raw[20:], aad(raw[:8]))
-	if err != nil {
-		return nil, fmt.Errorf("a personal field of data subject %q does not decrypt with its key: it is damaged", k.Subject)
+		return nil, fmt.Errorf("a personal field of data subject %q does not decrypt with its key: it is damaged", e.key.Subject)
 	}
 	return plain, nil
 }
@@ -180,32 +172,31 @@ func gcm(secret []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func (c *Cipher) subjectKey(ctx context.Context, subject string) (Key, error) {
+func (c *Cipher) subjectKey(ctx context.Context, subject string) (*entry, error) {
 	c.mu.Lock()
 	now := c.now()
 	if id, ok := c.cache.bySubject[subject]; ok {
 		if e := c.cache.get(id, now); e != nil && !e.erased && now.Sub(e.fetched) < SealTTL {
 			c.mu.Unlock()
-			return e.key, nil
+			return e, nil
 		}
 	}
 	c.mu.Unlock()
 	k, err := c.keys.SubjectKey(ctx, subject)
 	if err != nil {
-		return Key{}, err
+		return nil, err
 	}
-	c.put(&entry{key: k, fetched: now, expires: now.Add(c.ttl)})
-	return k, nil
+	return c.cached(k, now)
 }
 
-func (c *Cipher) keyByID(ctx context.Context, id int64) (Key, error) {
+func (c *Cipher) keyByID(ctx context.Context, id int64) (*entry, error) {
 	c.mu.Lock()
 	if e := c.cache.get(id, c.now()); e != nil {
 		c.mu.Unlock()
 		if e.erased {
-			return Key{}, ErrErased
+			return nil, ErrErased
 		}
-		return e.key, nil
+		return e, nil
 	}
 	c.mu.Unlock()
 	k, err := c.keys.KeyByID(ctx, id)
@@ -213,13 +204,22 @@ func (c *Cipher) keyByID(ctx context.Context, id int64) (Key, error) {
 	case errors.Is(err, ErrErased):
 		// A destroyed key never comes back: remember it for good.
 		c.put(&entry{key: Key{ID: id}, erased: true})
-		return Key{}, err
+		return nil, err
 	case err != nil:
-		return Key{}, err
+		return nil, err
 	}
-	now := c.now()
-	c.put(&entry{key: k, fetched: now, expires: now.Add(c.ttl)})
-	return k, nil
+	return c.cached(k, c.now())
+}
+
+// cached caches k, fetched at now, with its cipher.
+func (c *Cipher) cached(k Key, now time.Time) (*entry, error) {
+	aead, err := gcm(k.Secret)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{key: k, aead: aead, fetched: now, expires: now.Add(c.ttl)}
+	c.put(e)
+	return e, nil
 }
 
 func (c *Cipher) put(e *entry) {
@@ -231,6 +231,7 @@ func (c *Cipher) put(e *entry) {
 // entry is a cached key; erased entries never expire.
 type entry struct {
 	key     Key
+	aead    cipher.AEAD // of key.Secret; nil when erased
 	erased  bool
 	fetched time.Time // from the key store
 	expires time.Time

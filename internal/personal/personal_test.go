@@ -251,3 +251,21 @@ func TestMasterKeys(t *testing.T) {
 		t.Errorf("loading a missing file = %v", err)
 	}
 }
+
+func BenchmarkSealAndOpen(b *testing.B) {
+	ctx := context.Background()
+	s, _ := avro.Parse(shipped)
+	c := NewCipher(newMemKeys(), Options{})
+	plain, _ := s.FromJSON([]byte(`{"orderId": "o-1", "shippingAddress": "42 Secret Lane", "label": null}`))
+	sealed, _ := c.Seal(ctx, s, "c-1", plain)
+	b.Run("seal", func(b *testing.B) {
+		for b.Loop() {
+			c.Seal(ctx, s, "c-1", plain)
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		for b.Loop() {
+			c.Open(ctx, s, sealed)
+		}
+	})
+}
