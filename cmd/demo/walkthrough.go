@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -78,6 +79,7 @@ func (w *walkthrough) run(ctx context.Context) error {
 		w.readModels,
 		w.sharedWork,
 		w.schemaEvolution,
+		w.erasure,
 	} {
 		if err := step(ctx); err != nil {
 			return err
@@ -609,6 +611,52 @@ func (w *walkthrough) schemaEvolution(ctx context.Context) error {
 			w.say("      %s v%d  schemaId %d  %s", o.stream, e.Version, e.SchemaID, e.Data)
 		}
 	}
+	return nil
+}
+
+func (w *walkthrough) erasure(ctx context.Context) error {
+	w.step(`Personal data, and forgetting it. The shipping address is marked personal in its schema
+   ("strata.personal": true), and each event names the person it is about (metadata.dataSubject, or
+   OrderCreated's customerId). The writer encrypts the address with that customer's own key, so the
+   store and the Kafka records hold only an envelope; Strata's reads decrypt it. A Kafka record cannot
+   be deleted, but a key can. %s asks to be forgotten:
+      DELETE /v1/data-subjects/%s`, customerID, customerID)
+	r, err := w.writer.do(ctx, http.MethodDelete, "/v1/data-subjects/"+customerID, "", nil)
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return blame(fmt.Errorf("DELETE /v1/data-subjects/%s: %d %s", customerID, r.status, r.raw), w.writer.proc)
+	}
+	var erased struct {
+		Streams []struct{ StreamID string }
+	}
+	if err := json.Unmarshal(r.raw, &erased); err != nil {
+		return err
+	}
+	w.say("   → %s: the key is destroyed, and $DataSubjectErased is appended to each of the %d streams holding", status(r.status), len(erased.Streams))
+	w.say("   events of %s, for the read models to redact what they copied. The order now reads:", customerID)
+	var page streamPage
+	if err := w.writer.get(ctx, "/v1/streams/"+stream+"/events?from="+strconv.FormatInt(w.shipVersion, 10), &page); err != nil {
+		return err
+	}
+	for _, e := range page.Events {
+		w.say("      v%d %-18s %s", e.Version, e.Type, e.Data)
+	}
+	var summary struct{ ShippingAddress string }
+	path := "/v1/orders/" + orderID
+	if err := w.waitForReadModels(ctx, func() (bool, string, error) {
+		if err := w.projectors[0].get(ctx, path, &summary); err != nil {
+			return false, "", err
+		}
+		return summary.ShippingAddress == "[erased]", "order_summary still holds the address", nil
+	}); err != nil {
+		return err
+	}
+	w.say(`   And so does the read model, GET %s%s: order_summary redacted the address, and so
+   did shipped_items's -- strata:on-erased statement. The events stay, with the address erased in
+   every copy of them: the store, Kafka, the read models, and their backups. A rebuild gives the same
+   rows. Other customers' orders are untouched.`, w.projectors[0].base, path)
 	return nil
 }
 
