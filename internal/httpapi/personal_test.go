@@ -238,6 +238,20 @@ func TestPersonalFieldsAreEncryptedAndErasedByTheirSubject(t *testing.T) {
 		}
 	})
 
+	t.Run("a retry with the same event ids is a replay, though each encryption differs", func(t *testing.T) {
+		body := strings.Replace(order("5", "c-5", "5 Retry Row"), `{"type": "OrderShipped"`, `{"id": "0190f2a4-8d3c-7b1e-9f00-00000000c0c5", "type": "OrderShipped"`, 1)
+		body = strings.Replace(body, `{"type": "OrderCreated"`, `{"id": "0190f2a4-8d3c-7b1e-9f00-00000000c0c4", "type": "OrderCreated"`, 1)
+		first, firstBody := call(t, w, "POST", "/v1/streams/Order-5/events", "w", body)
+		again, againBody := call(t, w, "POST", "/v1/streams/Order-5/events", "w", body)
+		if first != http.StatusCreated || again != http.StatusOK || againBody != firstBody {
+			t.Errorf("an append and its retry = %d %s and %d %s, want 201 then 200 with the same answer", first, firstBody, again, againBody)
+		}
+		other := strings.Replace(body, "5 Retry Row", "6 Other Row", 1)
+		if status, reply := call(t, w, "POST", "/v1/streams/Order-5/events", "w", other); status != http.StatusConflict || !strings.Contains(reply, "duplicate_event_id") {
+			t.Errorf("the same ids with another address = %d %s, want 409 duplicate_event_id", status, reply)
+		}
+	})
+
 	t.Run("appends racing an erasure all land; those after it are readable", func(t *testing.T) {
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
