@@ -109,14 +109,8 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 		}
 	}
 
-	resp := appendResponse{StreamID: stream.String(), FirstVersion: res.FirstVersion, LastVersion: res.LastVersion}
-	for _, e := range res.Events {
-		resp.Events = append(resp.Events, appendedEvent{ID: e.ID, Version: e.Version, GlobalPosition: e.GlobalPosition})
-	}
-	if n := len(res.Events); n > 0 {
-		last := res.Events[n-1]
-		resp.Position = eventstore.Written{Stream: stream, Version: last.Version, Position: last.GlobalPosition}.Token()
-	}
+	res.Stream = stream
+	resp := appendResponseOf(res)
 	status := http.StatusCreated
 	outcome = outcomeStored
 	if res.Replayed {

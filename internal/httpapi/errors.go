@@ -111,7 +111,7 @@ func describe(err error) (int, errorBody) {
 	switch {
 	case errors.As(err, &wrong):
 		expected, actual := int64(wrong.Expected), wrong.Actual
-		body.Expected, body.Actual = &expected, &actual
+		body.Expected, body.Actual, body.StreamID = &expected, &actual, wrong.Stream.String()
 		body.Message = wrong.Error()
 	case errors.As(err, &dup):
 		body.ID, body.StreamID = dup.ID.String(), dup.Stream.String()

@@ -67,11 +67,13 @@ func (r *Relay) Status() Status {
 // lost, after a HaltError: nothing is retried.
 func (r *Relay) halt(ctx context.Context, lease Lease, h *HaltError) error {
 	halt := &Halt{HaltError: *h, Since: time.Now()}
-	r.halted.Store(halt)
-	r.reports.halted(halt)
+	// The gauge first: whoever sees the halt in Status sees it in the
+	// metric too.
 	gauge := r.metrics.halted.WithLabelValues(h.Reason)
 	gauge.Set(1)
-	defer func() { gauge.Set(0); r.halted.Store(nil) }()
+	r.halted.Store(halt)
+	r.reports.halted(halt)
+	defer func() { r.halted.Store(nil); gauge.Set(0) }()
 	args := []any{"reason", h.Reason, "error", h.Message, "remedy", h.Remedy}
 	if h.Stream != "" {
 		args = append(args, "stream", h.Stream, "version", h.Version, "position", h.Position, "size", h.Size, "limit", h.Limit)
