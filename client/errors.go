@@ -51,7 +51,9 @@ type Error struct {
 	Expected ExpectedVersion
 	Actual   int64
 	// EventID and StreamID are set for duplicate_event_id: the event id
-	// and the stream that already holds it.
+	// and the stream that already holds it. StreamID is also set for
+	// wrong_expected_version: the stream whose expectation failed (one
+	// of a multi-stream append's).
 	EventID  string
 	StreamID string
 	// Path is set for schema_violation: the field of the data at fault,
