@@ -193,15 +193,15 @@ func TestRefusalsAreErrorsWithTheAPIsCodeAndDetails(t *testing.T) {
 		{"an append at a version the stream is not at", func() error {
 			_, err := c.Append(ctx, "Order-1", 2, []client.Event{itemAdded("1")})
 			return err
-		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: 2, Actual: 3, EventIndex: -1}},
+		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: 2, Actual: 3, StreamID: "Order-1", EventIndex: -1}},
 		{"an append that expects no stream to a stream that exists", func() error {
 			_, err := c.Append(ctx, "Order-1", client.NoStream, []client.Event{created("1")})
 			return err
-		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: client.NoStream, Actual: 3, EventIndex: -1}},
+		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: client.NoStream, Actual: 3, StreamID: "Order-1", EventIndex: -1}},
 		{"an append that expects a stream that does not exist", func() error {
 			_, err := c.Append(ctx, "Order-2", client.StreamExists, []client.Event{created("2")})
 			return err
-		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: client.StreamExists, Actual: 0, EventIndex: -1}},
+		}, client.Error{Status: 409, Code: client.CodeWrongExpectedVersion, Expected: client.StreamExists, Actual: 0, StreamID: "Order-2", EventIndex: -1}},
 		{"a read of a stream that does not exist", func() error {
 			_, err := c.ReadStream(ctx, "Order-2", 1, 10)
 			return err
