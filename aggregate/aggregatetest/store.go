@@ -88,48 +88,77 @@ func (s *Store) Append(ctx context.Context, streamID string, expected client.Exp
 	if err := ctx.Err(); err != nil {
 		return client.AppendResult{}, err
 	}
-	switch {
-	case streamID == "":
-		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidStreamID, "the stream id is empty")
-	case expected < client.StreamExists:
-		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidExpectedVersion,
-			fmt.Sprintf("invalid expected version %d", expected))
-	case len(events) == 0:
-		return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest, "events is empty: an append needs at least one event")
-	case len(events) > client.MaxAppendEvents:
-		return client.AppendResult{}, refusal(http.StatusRequestEntityTooLarge, client.CodeTooLarge,
-			fmt.Sprintf("an append may carry at most %d events", client.MaxAppendEvents))
-	}
-	recorded := make([]client.RecordedEvent, len(events))
-	for i, e := range events {
-		if e.Type == "" {
-			return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest, fmt.Sprintf("events[%d].type is required", i))
-		}
-		data, err := json.Marshal(e.Data)
-		if err != nil || len(data) == 0 || data[0] != '{' {
-			return client.AppendResult{}, refusal(http.StatusBadRequest, client.CodeInvalidRequest,
-				fmt.Sprintf("events[%d].data is not a JSON object", i))
-		}
-		id := e.ID
-		if id == "" {
-			id = newUUID()
-		}
-		recorded[i] = client.RecordedEvent{ID: id, StreamID: streamID, Type: e.Type, Data: data, Metadata: e.Metadata}
+	recorded, err := record(streamID, expected, events)
+	if err != nil {
+		return client.AppendResult{}, err
 	}
 	s.callHook(ctx, streamID)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.appends++
-	stream := s.streams[streamID]
-	actual := int64(len(stream))
+	if err := s.check(streamID, expected); err != nil {
+		return client.AppendResult{}, err
+	}
+	return s.store(streamID, recorded), nil
+}
+
+// AppendMulti stores the events of every append in one step if every
+// append's and guard's expected version holds, as the writer's
+// POST /v1/events does; otherwise nothing, with the 409 of the first
+// stream (in request order) that failed.
+func (s *Store) AppendMulti(ctx context.Context, appends []client.StreamAppend, guards []client.Guard) ([]client.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(appends) == 0 {
+		return nil, refusal(http.StatusBadRequest, client.CodeInvalidRequest, "appends is empty")
+	}
+	recorded := make([][]client.RecordedEvent, len(appends))
+	for i, a := range appends {
+		r, err := record(a.StreamID, a.ExpectedVersion, a.Events)
+		if err != nil {
+			return nil, err
+		}
+		recorded[i] = r
+		s.callHook(ctx, a.StreamID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appends++
+	for _, a := range appends {
+		if err := s.check(a.StreamID, a.ExpectedVersion); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range guards {
+		if err := s.check(g.StreamID, g.ExpectedVersion); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]client.AppendResult, len(appends))
+	for i, a := range appends {
+		results[i] = s.store(a.StreamID, recorded[i])
+	}
+	return results, nil
+}
+
+// check refuses a stream that is not at expected; s.mu is held.
+func (s *Store) check(streamID string, expected client.ExpectedVersion) error {
+	actual := int64(len(s.streams[streamID]))
 	if !allows(expected, actual) {
 		err := refusal(http.StatusConflict, client.CodeWrongExpectedVersion,
 			fmt.Sprintf("wrong expected version for stream %s: expected %d, actual version %d", streamID, expected, actual))
-		err.Expected, err.Actual = expected, actual
-		return client.AppendResult{}, err
+		err.Expected, err.Actual, err.StreamID = expected, actual, streamID
+		return err
 	}
-	res := client.AppendResult{StreamID: streamID, FirstVersion: actual + 1}
+	return nil
+}
+
+// store appends recorded to the stream; s.mu is held.
+func (s *Store) store(streamID string, recorded []client.RecordedEvent) client.AppendResult {
+	stream := s.streams[streamID]
+	res := client.AppendResult{StreamID: streamID, FirstVersion: int64(len(stream)) + 1}
 	now := time.Now().UTC()
 	for _, e := range recorded {
 		s.position++
@@ -142,7 +171,40 @@ func (s *Store) Append(ctx context.Context, streamID string, expected client.Exp
 		s.streams = map[string][]client.RecordedEvent{}
 	}
 	s.streams[streamID] = stream
-	return res, nil
+	return res
+}
+
+// record checks an append's input and makes its events.
+func record(streamID string, expected client.ExpectedVersion, events []client.Event) ([]client.RecordedEvent, error) {
+	switch {
+	case streamID == "":
+		return nil, refusal(http.StatusBadRequest, client.CodeInvalidStreamID, "the stream id is empty")
+	case expected < client.StreamExists:
+		return nil, refusal(http.StatusBadRequest, client.CodeInvalidExpectedVersion,
+			fmt.Sprintf("invalid expected version %d", expected))
+	case len(events) == 0:
+		return nil, refusal(http.StatusBadRequest, client.CodeInvalidRequest, "events is empty: an append needs at least one event")
+	case len(events) > client.MaxAppendEvents:
+		return nil, refusal(http.StatusRequestEntityTooLarge, client.CodeTooLarge,
+			fmt.Sprintf("an append may carry at most %d events", client.MaxAppendEvents))
+	}
+	recorded := make([]client.RecordedEvent, len(events))
+	for i, e := range events {
+		if e.Type == "" {
+			return nil, refusal(http.StatusBadRequest, client.CodeInvalidRequest, fmt.Sprintf("events[%d].type is required", i))
+		}
+		data, err := json.Marshal(e.Data)
+		if err != nil || len(data) == 0 || data[0] != '{' {
+			return nil, refusal(http.StatusBadRequest, client.CodeInvalidRequest,
+				fmt.Sprintf("events[%d].data is not a JSON object", i))
+		}
+		id := e.ID
+		if id == "" {
+			id = newUUID()
+		}
+		recorded[i] = client.RecordedEvent{ID: id, StreamID: streamID, Type: e.Type, Data: data, Metadata: e.Metadata}
+	}
+	return recorded, nil
 }
 
 // callHook calls BeforeAppend unless it is running already.
