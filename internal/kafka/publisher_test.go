@@ -202,13 +202,27 @@ func TestInitReadsTheCheckpointTopicToItsEndThroughASlowFetch(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Brokers = broker.Brokers()
 	first := newPublisher(t, cfg, "first")
-	if _, err := first.Init(ctx); err != nil {
+	cp, err := first.Init(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
-		if err := first.Publish(ctx, events("Order-1", i, 1), Checkpoint{Cursor: eventstore.Cursor(fmt.Sprint("after-", i)), Position: int64(i)}, nil); err != nil {
-			t.Fatal(err)
+	// Three checkpoints, published as the relay does: after a failed
+	// Publish (kfake has answered one OUT_OF_ORDER_SEQUENCE_NUMBER under
+	// load), Init again and go on from the checkpoint it finds.
+	for failures := 0; cp.Position < 3; {
+		i := cp.Position + 1
+		next := Checkpoint{Cursor: eventstore.Cursor(fmt.Sprint("after-", i)), Position: i}
+		if err := first.Publish(ctx, events("Order-1", int(i), 1), next, nil); err != nil {
+			if failures++; failures > 3 {
+				t.Fatalf("publishing the checkpoints failed %d times, the last: %v", failures, err)
+			}
+			t.Logf("publish %d: %v; Init again, as the relay does", i, err)
+			if cp, err = first.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		}
+		cp = next
 	}
 	// The next fetch is answered after 3.5s: longer than a consumer's
 	// poll waited before, shorter than Init's bound with a 10s
@@ -227,7 +241,7 @@ func TestInitReadsTheCheckpointTopicToItsEndThroughASlowFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	cp, err := p.Init(ctx)
+	cp, err = p.Init(ctx)
 	if err != nil || cp.Cursor != "after-3" {
 		t.Errorf("Init through a slow fetch = %+v, %v; want the last checkpoint, after-3", cp, err)
 	}
