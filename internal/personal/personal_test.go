@@ -15,52 +15,29 @@ import (
 	"github.com/strata-events/strata/internal/avro"
 )
 
-// memKeys is a KeyStore in memory that counts its look-ups.
+// memKeys is MemoryKeys counting its look-ups.
 type memKeys struct {
+	MemoryKeys
 	mu      sync.Mutex
-	next    int64
-	byID    map[int64]Key
 	lookups int
 }
 
-func newMemKeys() *memKeys { return &memKeys{byID: make(map[int64]Key)} }
+func newMemKeys() *memKeys { return &memKeys{} }
 
-func (m *memKeys) SubjectKey(_ context.Context, subject string) (Key, error) {
+func (m *memKeys) count() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lookups++
-	for _, k := range m.byID {
-		if k.Subject == subject {
-			return k, nil
-		}
-	}
-	m.next++
-	k := Key{ID: m.next, Subject: subject, Secret: NewSecret()}
-	m.byID[k.ID] = k
-	return k, nil
 }
 
-func (m *memKeys) KeyByID(_ context.Context, id int64) (Key, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.lookups++
-	k, ok := m.byID[id]
-	if !ok {
-		return Key{}, ErrErased
-	}
-	return k, nil
+func (m *memKeys) SubjectKey(ctx context.Context, subject string) (Key, error) {
+	m.count()
+	return m.MemoryKeys.SubjectKey(ctx, subject)
 }
 
-func (m *memKeys) Destroy(_ context.Context, subject string) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id, k := range m.byID {
-		if k.Subject == subject {
-			delete(m.byID, id)
-			return id, nil
-		}
-	}
-	return 0, nil
+func (m *memKeys) KeyByID(ctx context.Context, id int64) (Key, error) {
+	m.count()
+	return m.MemoryKeys.KeyByID(ctx, id)
 }
 
 const shipped = `{"type": "record", "name": "OrderShipped", "fields": [

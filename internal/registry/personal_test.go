@@ -1,56 +1,14 @@
 package registry_test
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/registry"
 )
-
-// memKeys is a personal.KeyStore in memory.
-type memKeys struct {
-	mu   sync.Mutex
-	keys map[int64]personal.Key
-}
-
-func (m *memKeys) SubjectKey(_ context.Context, subject string) (personal.Key, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, k := range m.keys {
-		if k.Subject == subject {
-			return k, nil
-		}
-	}
-	k := personal.Key{ID: int64(len(m.keys) + 100), Subject: subject, Secret: personal.NewSecret()}
-	m.keys[k.ID] = k
-	return k, nil
-}
-
-func (m *memKeys) KeyByID(_ context.Context, id int64) (personal.Key, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if k, ok := m.keys[id]; ok {
-		return k, nil
-	}
-	return personal.Key{}, personal.ErrErased
-}
-
-func (m *memKeys) Destroy(_ context.Context, subject string) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id, k := range m.keys {
-		if k.Subject == subject {
-			delete(m.keys, id)
-			return id, nil
-		}
-	}
-	return 0, nil
-}
 
 const (
 	contactSubject = "example.crm.ContactAdded"
@@ -74,7 +32,7 @@ const (
 // encrypted, and erased alike whatever version wrote it.
 func TestPersonalFieldsEvolve(t *testing.T) {
 	reg := registry.New(registry.NewMemStorage(), registry.Options{})
-	cipher := personal.NewCipher(&memKeys{keys: map[int64]personal.Key{}}, personal.Options{})
+	cipher := personal.NewCipher(&personal.MemoryKeys{}, personal.Options{})
 	type written struct {
 		fp  eventstore.Fingerprint
 		bin []byte
