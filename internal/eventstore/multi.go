@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"slices"
 	"strconv"
 )
 
@@ -98,18 +97,4 @@ func ValidateMulti(appends []StreamAppend, guards []Guard) error {
 		named[g.Stream.String()] = where
 	}
 	return nil
-}
-
-// SortedStreams returns the streams of a multi-stream append in the one
-// order in which every writer takes their locks: by stream id.
-func SortedStreams(appends []StreamAppend, guards []Guard) []string {
-	out := make([]string, 0, len(appends)+len(guards))
-	for _, a := range appends {
-		out = append(out, a.Stream.String())
-	}
-	for _, g := range guards {
-		out = append(out, g.Stream.String())
-	}
-	slices.Sort(out)
-	return out
 }

@@ -90,15 +90,9 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
-	events := make([]eventstore.EventData, len(inputs))
-	for i, in := range inputs {
-		if events[i], err = s.event(ctx, in, tok); err != nil {
-			return &eventError{index: i, err: err}
-		}
-		if size := recordSize(stream, events[i], s.opts.StoreName); size > s.opts.MaxEventBytes {
-			return &eventError{index: i, err: eventstore.Errorf(eventstore.CodeTooLarge,
-				"the event is %d bytes as a Kafka record, over the limit of %d bytes for one event", size, s.opts.MaxEventBytes)}
-		}
+	events, err := s.events(ctx, stream, inputs, tok)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	res, err := s.store.Append(ctx, stream, expected, events)
@@ -304,6 +298,24 @@ func parseExpectedVersion(raw json.RawMessage) (eventstore.ExpectedVersion, erro
 	return eventstore.ParseExpectedVersion(v)
 }
 
+// events checks and encodes the events of an append to stream, each one
+// within the limit of one event's Kafka record; an error is an
+// *eventError naming the event.
+func (s *Server) events(ctx context.Context, stream eventstore.StreamID, inputs []eventInput, tok Token) ([]eventstore.EventData, error) {
+	events := make([]eventstore.EventData, len(inputs))
+	for i, in := range inputs {
+		var err error
+		if events[i], err = s.event(ctx, in, tok); err != nil {
+			return nil, &eventError{index: i, err: err}
+		}
+		if size := recordSize(stream, events[i], s.opts.StoreName); size > s.opts.MaxEventBytes {
+			return nil, &eventError{index: i, err: eventstore.Errorf(eventstore.CodeTooLarge,
+				"the event is %d bytes as a Kafka record, over the limit of %d bytes for one event", size, s.opts.MaxEventBytes)}
+		}
+	}
+	return events, nil
+}
+
 // event checks one event and encodes its data with the type's schema.
 func (s *Server) event(ctx context.Context, in eventInput, tok Token) (eventstore.EventData, error) {
 	var e eventstore.EventData
@@ -324,11 +336,6 @@ func (s *Server) event(ctx context.Context, in eventInput, tok Token) (eventstor
 	if m := in.Metadata; m != nil {
 		e.Metadata = eventstore.Metadata{CorrelationID: m.CorrelationID, CausationID: m.CausationID,
 			UserID: m.UserID, TenantID: m.TenantID, DataSubject: m.DataSubject, Custom: m.Custom}
-		if m.DataSubject != "" {
-			if err := eventstore.ValidateDataSubject(m.DataSubject); err != nil {
-				return e, fieldError(".metadata.dataSubject", err)
-			}
-		}
 	}
 	if tok.Principal != "" {
 		e.Metadata.UserID = tok.Principal

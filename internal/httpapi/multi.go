@@ -150,7 +150,6 @@ func (s *Server) streamAppend(ctx context.Context, in multiAppendInput, tok Toke
 	case len(in.Events) > eventstore.MaxMultiEvents:
 		return a, eventstore.Errorf(eventstore.CodeTooLarge, "an append may carry at most %d events; this one has %d", eventstore.MaxMultiEvents, len(in.Events))
 	}
-	a = eventstore.StreamAppend{Stream: stream, Expected: expected, Events: make([]eventstore.EventData, len(in.Events))}
 	for i, ev := range in.Events {
 		switch {
 		case ev.Type == nil:
@@ -158,15 +157,9 @@ func (s *Server) streamAppend(ctx context.Context, in multiAppendInput, tok Toke
 		case len(ev.Data) == 0 || string(ev.Data) == "null":
 			return a, &eventError{index: i, err: eventstore.Errorf(eventstore.CodeInvalidRequest, ".data is required: the event's fields as a JSON object")}
 		}
-		if a.Events[i], err = s.event(ctx, ev, tok); err != nil {
-			return a, &eventError{index: i, err: err}
-		}
-		if size := recordSize(stream, a.Events[i], s.opts.StoreName); size > s.opts.MaxEventBytes {
-			return a, &eventError{index: i, err: eventstore.Errorf(eventstore.CodeTooLarge,
-				"the event is %d bytes as a Kafka record, over the limit of %d bytes for one event", size, s.opts.MaxEventBytes)}
-		}
 	}
-	return a, nil
+	events, err := s.events(ctx, stream, in.Events, tok)
+	return eventstore.StreamAppend{Stream: stream, Expected: expected, Events: events}, err
 }
 
 func guardOf(in guardInput) (eventstore.Guard, error) {

@@ -154,6 +154,7 @@ func guardIn(ctx context.Context, tx pgx.Tx, it *multiItem) ([16]byte, error) {
 // the caller to compare as values.
 func (s *Store) findMultiStored(ctx context.Context, items []*multiItem, nappends int) ([]eventstore.AppendResult, bool, error) {
 	results := make([]eventstore.AppendResult, nappends)
+	stored := make([][]eventstore.RecordedEvent, nappends)
 	var differs *eventstore.DuplicateEventIDError
 	for _, it := range items {
 		if it.index < 0 {
@@ -163,11 +164,16 @@ func (s *Store) findMultiStored(ctx context.Context, items []*multiItem, nappend
 		var dup *eventstore.DuplicateEventIDError
 		switch {
 		case errors.As(err, &dup) && len(dup.Stored) == len(it.events):
-			differs = dup
+			differs, stored[it.index] = dup, dup.Stored
 		case err != nil || !found:
 			return nil, false, err
 		default:
 			results[it.index] = res
+			// Stored in place with the same bytes: as this request has them.
+			for i, e := range it.events {
+				stored[it.index] = append(stored[it.index], eventstore.RecordedEvent{ID: e.ID, StreamID: it.stream, Type: e.Type,
+					Version: res.Events[i].Version, GlobalPosition: res.Events[i].GlobalPosition, Schema: e.Schema, Data: e.Data})
+			}
 		}
 	}
 	if differs == nil {
@@ -175,25 +181,9 @@ func (s *Store) findMultiStored(ctx context.Context, items []*multiItem, nappend
 	}
 	// Every event is in place, some in other bytes: all of them, as
 	// stored, in request order.
-	byIndex := make([]*multiItem, nappends)
-	for _, it := range items {
-		if it.index >= 0 {
-			byIndex[it.index] = it
-		}
-	}
 	all := &eventstore.DuplicateEventIDError{ID: differs.ID, Stream: differs.Stream}
-	for _, it := range byIndex {
-		for _, e := range it.events {
-			var r eventstore.RecordedEvent
-			var fp int64
-			err := s.pool.QueryRow(ctx, "SELECT version, position, type, schema_fp, data FROM events WHERE event_id = $1", [16]byte(e.ID)).
-				Scan(&r.Version, &r.GlobalPosition, &r.Type, &fp, &r.Data)
-			if err != nil {
-				return nil, false, err
-			}
-			r.ID, r.StreamID, r.Schema = e.ID, it.stream, eventstore.Fingerprint(fp)
-			all.Stored = append(all.Stored, r)
-		}
+	for _, st := range stored {
+		all.Stored = append(all.Stored, st...)
 	}
 	return nil, false, all
 }

@@ -94,15 +94,15 @@ func (c *Catalog) seal(ctx context.Context, s *avro.Schema, data []byte, meta *e
 		}
 		subject = v
 	}
+	switch {
+	case subject == "" && !s.HasPersonal():
+		return data, nil
+	case subject == "":
+		return nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+			".metadata.dataSubject: %s has personal fields (%s): name their data subject in metadata.dataSubject",
+			s.Name(), strings.Join(s.PersonalFields(), ", "))
+	}
 	if err := eventstore.ValidateDataSubject(subject); err != nil {
-		if subject == "" && !s.HasPersonal() {
-			return data, nil
-		}
-		if subject == "" {
-			return nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
-				".metadata.dataSubject: %s has personal fields (%s): name their data subject in metadata.dataSubject",
-				s.Name(), strings.Join(s.PersonalFields(), ", "))
-		}
 		return nil, fieldErr(".metadata.dataSubject", err)
 	}
 	meta.DataSubject = subject
