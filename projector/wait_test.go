@@ -39,7 +39,9 @@ func TestReadsWaitForTheWritesAskedFor(t *testing.T) {
 			OrderID string
 			Version int64
 		}
-		if code := getJSON(t, base+"/v1/orders/"+id+"?waitForPosition="+token, &order); code != 200 || order.Version != 3 {
+		// The first wait spans the projector's start (joining its groups,
+		// on a busy machine): the longest timeout, not the default 5s.
+		if code := getJSON(t, base+"/v1/orders/"+id+"?waitForPosition="+token+"&timeout=30s", &order); code != 200 || order.Version != 3 {
 			t.Fatalf("GET /v1/orders/%s waiting for its append = %d %+v, want 200 at version 3", id, code, order)
 		}
 	}
