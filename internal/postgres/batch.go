@@ -16,12 +16,20 @@ import (
 // A row's tx_id becomes visible when its transaction commits, and a
 // snapshot is the set of transactions finished when it was taken. The
 // batch (a, b] is the rows whose transaction is visible in b and not in a,
-// ordered by position. Consecutive batches (a, b], (b, c], ... hold every
+// ordered by transaction id, then position, so that a transaction's events
+// are read together. Consecutive batches (a, b], (b, c], ... hold every
 // committed row exactly once — in the batch of the first snapshot that saw
-// its commit — and no aborted row. A stream's next event is inserted only
-// after its previous one committed, so it is never in an earlier batch and,
-// within a batch, always has a larger position: each stream stays in
-// version order. A long transaction delays only its own rows.
+// its commit — and no aborted row. A long transaction delays only its own
+// rows.
+//
+// Each stream stays in version order, because every statement that stores
+// an event reads the stream with a snapshot taken before its transaction
+// had an id: a single statement in the default isolation, or a transaction
+// of several statements run in repeatable read (multi-stream appends,
+// erasures). A stream's next event is stored only by a transaction whose
+// snapshot saw the previous one committed, so that transaction took its
+// id after the commit: a later id, in the same batch or a later one. The
+// cut of a batch into slices, at a transaction id, keeps that order too.
 //
 // The rows of (a, b] are those with tx_id in [xmax(a), xmax(b)), plus those
 // of transactions running at a (xip(a)) that finished by b. A batch that
@@ -64,21 +72,41 @@ SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::big
 	now, x::text, anchored, epoch, top.tx_id::text, top.position, top.event_id
 FROM cut LEFT JOIN top ON true
 UNION ALL (
-SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events e, cut
-WHERE (%[2]s e.tx_id >= $1::xid8 AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]))
+SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, e.tx_id::text, NULL, NULL FROM events e, cut
+WHERE (%[2]s e.tx_id >= %[4]s AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]) %[5]s)
   AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
   AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
-  AND e.position + 0 > $7
-ORDER BY e.position + 0 LIMIT $8)`
+  %[3]s LIMIT $8)`
+
+// The order of a slice, and where a cursor in it resumes: by transaction
+// id, then position, so that a transaction's events are read together; or,
+// for a cursor of an earlier format in the middle of a slice, by position,
+// the order it began the slice in. $12 is the last event's transaction id.
+//
+// Read by transaction id, both branches of the OR start at $12, so that
+// the planner sees a range bounded at both ends; the filter that drops the
+// rows of $12 up to the cursor's position, and the order, are written so
+// that no index can serve them: a generic plan would otherwise scan an
+// index from $12 to its end.
+const (
+	byTxOrder       = `AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7) ORDER BY (e.tx_id, e.position + 0)`
+	byTxFrom        = `greatest($1::xid8, $12::xid8)`
+	byTxXip         = `AND e.tx_id >= $12::xid8`
+	byPositionOrder = `AND e.position + 0 > $7 ORDER BY e.position + 0`
+)
 
 // topSQL is the event of the highest transaction id, by the tx_id index:
 // any event of that transaction serves as an anchor.
 const topSQL = `top AS MATERIALIZED (SELECT tx_id, position, event_id FROM events ORDER BY tx_id DESC LIMIT 1)`
 
-var (
-	readSliceAll      = fmt.Sprintf(readSliceSQL, "", "")
-	readSliceCategory = fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND")
-)
+// readSliceSQLs holds the four statements: for $all or a category ($13,
+// or $12 by position), in either order.
+var readSliceSQLs = map[[2]bool]string{
+	{false, false}: fmt.Sprintf(readSliceSQL, "", "", byTxOrder, byTxFrom, byTxXip),
+	{false, true}:  fmt.Sprintf(readSliceSQL, "", "", byPositionOrder, "$1::xid8", ""),
+	{true, false}:  fmt.Sprintf(readSliceSQL, ", $13", "e.category = $13 AND", byTxOrder, byTxFrom, byTxXip),
+	{true, true}:   fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND", byPositionOrder, "$1::xid8", ""),
+}
 
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, after eventstore.Cursor, limit int) (eventstore.Page, error) {
@@ -122,10 +150,11 @@ func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) 
 		if err != nil {
 			return nil, c, err
 		}
-		out = append(out, events...)
+		for _, e := range events {
+			out = append(out, e.RecordedEvent)
+		}
 		if len(out) == limit {
-			c.after = out[len(out)-1].GlobalPosition
-			return out, c, nil
+			return out, c.at(events[len(events)-1]), nil
 		}
 		var moved bool
 		if c, moved = c.past(bd); moved && (len(out) > 0 || movedToHead) {
@@ -154,7 +183,7 @@ type bound struct {
 // transaction, which the event anchors. It reports whether it moved to a
 // new batch.
 func (c cursor) past(bd bound) (cursor, bool) {
-	c.after, c.epoch = 0, bd.epoch
+	c.after, c.afterTx, c.byPosition, c.epoch = 0, 0, false, bd.epoch
 	if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
 		c.a = slice
 		return c, false
@@ -168,22 +197,37 @@ func (c cursor) past(bd bound) (cursor, bool) {
 	return c, true
 }
 
+// sliceEvent is an event read from a slice, with its transaction id.
+type sliceEvent struct {
+	eventstore.RecordedEvent
+	tx uint64
+}
+
+// at returns c positioned after e, an event of its slice.
+func (c cursor) at(e sliceEvent) cursor {
+	c.after, c.afterTx = e.GlobalPosition, e.tx
+	return c
+}
+
 // readSlice reads up to n events of the slice that starts c's batch, after
 // c.after, and returns them with the slice's bound. It refuses a cursor
 // whose snapshot the server has not reached, and one whose anchor it no
 // longer holds.
-func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (bound, []eventstore.RecordedEvent, error) {
-	sql := readSliceAll
+func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (bound, []sliceEvent, error) {
 	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n,
 		c.anchor.position, pgtype.UUID{Bytes: c.anchor.id, Valid: true}, u64(c.b.xmax - 1)}
-	if c.category != "" {
-		sql, args = readSliceCategory, append(args, c.category)
+	if !c.byPosition {
+		args = append(args, u64(c.afterTx))
 	}
+	if c.category != "" {
+		args = append(args, c.category)
+	}
+	sql := readSliceSQLs[[2]bool{c.category != "", c.byPosition}]
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return bound{}, nil, translate(err)
 	}
-	var out []eventstore.RecordedEvent
+	var out []sliceEvent
 	var r eventRow
 	var nowText, cutText *string
 	var anchored *bool
@@ -207,7 +251,14 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 			return err
 		}
 		e, err := r.event()
-		out = append(out, e)
+		if err != nil {
+			return err
+		}
+		if top.tx == nil {
+			return fmt.Errorf("the event at position %d has no transaction id", e.GlobalPosition)
+		}
+		tx, err := strconv.ParseUint(*top.tx, 10, 64)
+		out = append(out, sliceEvent{e, tx})
 		return err
 	})
 	switch {

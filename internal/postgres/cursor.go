@@ -10,9 +10,10 @@ import (
 )
 
 // cursor is the state behind an eventstore.Cursor: the batch being read,
-// (a, b] — the transactions visible in b and not in a — and the position of
-// the last event returned from the slice of it being read. after is 0 at
-// the start of a slice.
+// (a, b] — the transactions visible in b and not in a — and the last event
+// returned from the slice of it being read: its position and its
+// transaction id, since a slice is read in (transaction id, position)
+// order. after is 0 at the start of a slice.
 //
 // category binds the cursor to the read it came from ("" for $all): slices
 // are cut by counting that read's rows, so a cursor continues only its own
@@ -24,6 +25,11 @@ type cursor struct {
 	a, b     snapshot
 	anchor   anchor
 	after    int64
+	afterTx  uint64
+	// byPosition marks a cursor of an earlier format in the middle of a
+	// slice, which was read in position order until then: it reads the rest
+	// of the slice in that order, and takes the new order at the next one.
+	byPosition bool
 	// legacy marks a cursor of the first format, which has no anchor; it
 	// keeps that format until it moves to a new snapshot.
 	legacy bool
@@ -49,18 +55,30 @@ type anchor struct {
 	id       eventstore.UUID
 }
 
+// The formats: the first has no anchor, the second has one, and the
+// third adds the transaction id of the event at after, and a flag byte
+// saying whether it has an anchor. A cursor at the start of a slice (after
+// is 0), or reading its slice in position order, keeps the format it came
+// in; one in the middle of a slice read in the new order takes the third.
 const (
-	cursorV1      = 1
-	cursorVersion = 2
+	cursorV1 = 1
+	cursorV2 = 2
+	cursorV3 = 3
 )
 
 // encode returns the cursor as an opaque, URL-safe string.
 func (c cursor) encode() eventstore.Cursor {
-	version := byte(cursorVersion)
-	if c.legacy {
+	version := byte(cursorV2)
+	switch {
+	case c.after != 0 && !c.byPosition:
+		version = cursorV3
+	case c.legacy:
 		version = cursorV1
 	}
 	buf := []byte{version}
+	if version == cursorV3 {
+		buf = append(buf, boolByte(c.legacy))
+	}
 	buf = binary.AppendUvarint(buf, uint64(c.epoch))
 	buf = binary.AppendUvarint(buf, uint64(len(c.category)))
 	buf = append(buf, c.category...)
@@ -73,7 +91,17 @@ func (c cursor) encode() eventstore.Cursor {
 		}
 	}
 	buf = binary.AppendUvarint(buf, uint64(c.after))
+	if version == cursorV3 {
+		buf = binary.AppendUvarint(buf, c.afterTx)
+	}
 	return eventstore.Cursor(base64.RawURLEncoding.EncodeToString(buf))
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // appendSnapshot writes xmin, xmax-xmin, the number of running transactions
@@ -138,11 +166,21 @@ func parseCursor(s string) (cursor, error) {
 	if err != nil {
 		return cursor{}, errors.New("it is not base64url")
 	}
-	if len(buf) == 0 || buf[0] != cursorVersion && buf[0] != cursorV1 {
+	if len(buf) == 0 || buf[0] < cursorV1 || buf[0] > cursorV3 {
 		return cursor{}, errors.New("unknown format")
 	}
+	version := buf[0]
 	r := reader{buf: buf[1:]}
-	c := cursor{legacy: buf[0] == cursorV1}
+	c := cursor{legacy: version == cursorV1}
+	if version == cursorV3 {
+		switch flag := r.bytes(1); {
+		case r.err != nil:
+		case flag[0] > 1:
+			return cursor{}, errors.New("unknown flags")
+		default:
+			c.legacy = flag[0] == 1
+		}
+	}
 	c.epoch = int64(r.uvarint())
 	n := r.uvarint()
 	if n > eventstore.MaxCategoryLength {
@@ -158,6 +196,11 @@ func parseCursor(s string) (cursor, error) {
 		}
 	}
 	c.after = int64(r.uvarint())
+	if version == cursorV3 {
+		c.afterTx = r.uvarint()
+	} else {
+		c.byPosition = c.after != 0
+	}
 	if r.err != nil {
 		return cursor{}, r.err
 	}

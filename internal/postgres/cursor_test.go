@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"encoding/base64"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/storetest"
 )
 
 func TestSnapshotCut(t *testing.T) {
@@ -88,11 +90,20 @@ func TestCursorRoundTrip(t *testing.T) {
 	tests := []cursor{
 		{epoch: 1, a: origin, b: origin},
 		{epoch: 3, category: "Order", a: snapshot{xmin: 700, xmax: 750, xip: []uint64{700, 742}}, b: snapshot{xmin: 742, xmax: 900, xip: []uint64{742, 899}},
-			anchor: anchor{position: 12400, id: eventstore.NewUUIDv7()}, after: 12345},
+			anchor: anchor{position: 12400, id: eventstore.NewUUIDv7()}, after: 12345, afterTx: 745},
 		{epoch: 1 << 40, category: "C", a: snapshot{xmin: 1 << 50, xmax: 1<<50 + 1}, b: snapshot{xmin: 1 << 50, xmax: 1<<50 + 10},
-			anchor: anchor{position: 1<<62 + 5, id: eventstore.NewUUIDv7()}, after: 1 << 62},
-		// The first format, without an anchor.
-		{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true},
+			anchor: anchor{position: 1<<62 + 5, id: eventstore.NewUUIDv7()}, after: 1 << 62, afterTx: 1<<50 + 3},
+		// At the start of a slice: the second format.
+		{epoch: 3, a: snapshot{xmin: 700, xmax: 750}, b: snapshot{xmin: 742, xmax: 900}, anchor: anchor{position: 12400, id: eventstore.NewUUIDv7()}},
+		// The second format in the middle of a slice, read by position.
+		{epoch: 3, a: snapshot{xmin: 700, xmax: 750}, b: snapshot{xmin: 742, xmax: 900},
+			anchor: anchor{position: 12400, id: eventstore.NewUUIDv7()}, after: 12345, byPosition: true},
+		// The first format, without an anchor, read by position, and at
+		// the start of a slice.
+		{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true, byPosition: true},
+		{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, legacy: true},
+		// Without an anchor, in the middle of a slice read in the new order.
+		{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, afterTx: 12, legacy: true},
 	}
 	for _, c := range tests {
 		enc := c.encode()
@@ -119,8 +130,11 @@ func TestCursorOfAnotherEpochIsRefused(t *testing.T) {
 func FuzzDecodeCursor(f *testing.F) {
 	f.Add(string(cursor{epoch: 1, a: origin, b: origin}.encode()))
 	f.Add(string(cursor{epoch: 2, category: "Order", a: snapshot{xmin: 5, xmax: 9, xip: []uint64{6}}, b: snapshot{xmin: 6, xmax: 20, xip: []uint64{6, 15}},
-		anchor: anchor{position: 80, id: eventstore.UUID{1, 2, 3}}, after: 77}.encode()))
-	f.Add(string(cursor{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true}.encode()))
+		anchor: anchor{position: 80, id: eventstore.UUID{1, 2, 3}}, after: 77, afterTx: 10}.encode()))
+	f.Add(string(cursor{epoch: 2, category: "Order", a: snapshot{xmin: 5, xmax: 9, xip: []uint64{6}}, b: snapshot{xmin: 6, xmax: 20, xip: []uint64{6, 15}},
+		anchor: anchor{position: 80, id: eventstore.UUID{1, 2, 3}}, after: 77, byPosition: true}.encode()))
+	f.Add(string(cursor{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, legacy: true, byPosition: true}.encode()))
+	f.Add(string(cursor{epoch: 2, a: snapshot{xmin: 5, xmax: 9}, b: snapshot{xmin: 9, xmax: 20}, after: 3, afterTx: 12, legacy: true}.encode()))
 	f.Add("")
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte{1, 1, 0, 5, 4, 1, 1}))
 	f.Fuzz(func(t *testing.T, token string) {
@@ -141,4 +155,68 @@ func FuzzDecodeCursor(f *testing.F) {
 			t.Fatalf("accepted %q, which encodes back as %q", token, again)
 		}
 	})
+}
+
+// A slice is read in transaction id order, and a cursor of an earlier
+// format, in the middle of a slice, reads the rest of it in position
+// order, the order it began the slice in.
+func TestACursorOfTheSecondFormatReadsOnByPosition(t *testing.T) {
+	s := newStore(t, Options{})
+	storetest.MustAppend(t, s, "Order-1", eventstore.NoStream, storetest.Events(1, "first")...) // position 1
+	// A transaction that takes its id, then stores its event (position 3)
+	// only after another transaction stored one (position 2) and committed.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustAppend(t, s, "Order-2", eventstore.NoStream, storetest.Events(1, "later id")...)
+	if _, err := appendIn(ctx, tx, sid("Order-3"), eventstore.NoStream, false, eventstore.AssignIDs(storetest.Events(1, "earlier id"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustAppend(t, s, "Order-4", eventstore.NoStream, storetest.Events(1, "last")...) // position 4
+
+	positions := func(events []eventstore.RecordedEvent) (out []int64) {
+		for _, e := range events {
+			out = append(out, e.GlobalPosition)
+		}
+		return out
+	}
+	for _, category := range []string{"", "Order"} {
+		name := readName(category)
+		all, err := readPage(s, category, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := positions(all.Events); !slices.Equal(got, []int64{1, 3, 2, 4}) {
+			t.Errorf("%s: read positions %v, want the transaction id order 1, 3, 2, 4", name, got)
+		}
+		first, err := readPage(s, category, "", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := decodeCursor(first.Next, category, 1)
+		if err != nil || c.after != 1 || c.byPosition {
+			t.Fatalf("%s: the cursor after one event = %+v, %v; want one in the middle of a slice, in the new order", name, c, err)
+		}
+		// The cursor an earlier version gave after positions 1 and 2.
+		c.after, c.afterTx, c.byPosition = 2, 0, true
+		old := c.encode()
+		if raw, _ := base64.RawURLEncoding.DecodeString(string(old)); raw[0] != cursorV2 {
+			t.Fatalf("a cursor read by position encodes in format %d, want %d", raw[0], cursorV2)
+		}
+		rest, err := readPage(s, category, old, 10)
+		if err != nil {
+			t.Fatalf("%s from a cursor of the second format: %v", name, err)
+		}
+		if got := positions(rest.Events); !slices.Equal(got, []int64{3, 4}) {
+			t.Errorf("%s from a cursor of the second format after position 2: read %v, want 3, 4", name, got)
+		}
+	}
 }

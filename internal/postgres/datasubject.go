@@ -12,14 +12,15 @@ import (
 // RecordErasure implements eventstore.DataSubjects. Erasures of one
 // subject take turns (an advisory lock of the transaction). An append
 // that takes a stream's next version first makes the transaction fail on
-// the version index, and it is tried again, as an "any" append is.
+// the version index, and it is tried again, as an "any" append is; so is
+// one that fails to serialize.
 func (s *Store) RecordErasure(ctx context.Context, subject string, event func(eventstore.StreamID) (eventstore.EventData, error)) ([]eventstore.AppendResult, time.Time, error) {
 	if err := s.checkDirect(ctx); err != nil {
 		return nil, time.Time{}, translate(err)
 	}
 	for try := 1; ; try++ {
 		results, at, err := s.recordErasureOnce(ctx, subject, event)
-		if isUniqueViolation(err, "events_stream_version") && try < maxAnyTries {
+		if (isUniqueViolation(err, "events_stream_version") || isSerializationFailure(err)) && try < maxAnyTries {
 			continue
 		}
 		if err != nil {
@@ -33,7 +34,11 @@ func (s *Store) RecordErasure(ctx context.Context, subject string, event func(ev
 }
 
 func (s *Store) recordErasureOnce(ctx context.Context, subject string, event func(eventstore.StreamID) (eventstore.EventData, error)) (results []eventstore.AppendResult, at time.Time, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// Repeatable read, as for multi-stream appends (see batch.go). The
+	// snapshot is taken by the first statement, before its lock is
+	// granted: an erasure that waited for another of the same subject
+	// fails on what that one wrote, and is tried again.
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('strata.erase.' || $1, 0))", subject); err != nil {
 			return err
 		}

@@ -147,33 +147,16 @@ func huntGaps(t *testing.T, sliceSize int) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			var cursor eventstore.Cursor
-			drained := false
-			for {
-				page, err := readPage(s, category, cursor, 7)
-				if err != nil {
-					errs <- fmt.Errorf("read %s: %w", readName(category), err)
-					return
-				}
+			err := readUntil(s, category, writersDone, func(events []eventstore.RecordedEvent) {
 				now := time.Now()
 				readMu.Lock()
-				for _, e := range page.Events {
+				for _, e := range events {
 					reads[category] = append(reads[category], readEvent{e, now})
 				}
 				readMu.Unlock()
-				cursor = page.Next
-				if len(page.Events) > 0 {
-					continue
-				}
-				select {
-				case <-writersDone:
-					if drained {
-						return
-					}
-					drained = true // one more pass after the last commit
-				default:
-					time.Sleep(2 * time.Millisecond)
-				}
+			})
+			if err != nil {
+				errs <- err
 			}
 		}()
 	}
@@ -190,6 +173,33 @@ func huntGaps(t *testing.T, sliceSize int) {
 	}
 	for _, category := range []string{"", "Order"} {
 		checkRead(t, readName(category), category, reads[category], committed, aborted, longStart, longEnd)
+	}
+}
+
+// readUntil pages a read by cursor, 7 events a page, giving each page to
+// got, until done is closed and a read after that finds nothing new.
+func readUntil(s *Store, category string, done <-chan struct{}, got func([]eventstore.RecordedEvent)) error {
+	var cursor eventstore.Cursor
+	drained := false
+	for {
+		page, err := readPage(s, category, cursor, 7)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", readName(category), err)
+		}
+		got(page.Events)
+		cursor = page.Next
+		if len(page.Events) > 0 {
+			continue
+		}
+		select {
+		case <-done:
+			if drained {
+				return nil
+			}
+			drained = true // one more pass after the last commit
+		default:
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
 }
 

@@ -63,6 +63,9 @@ func (s *Store) AppendMulti(ctx context.Context, appends []eventstore.StreamAppe
 			}
 			return results, nil
 		}
+		if isSerializationFailure(err) && try < maxAnyTries {
+			continue
+		}
 		var failed *multiError
 		if !errors.As(err, &failed) || !isConflict(failed.err) {
 			return nil, translate(err)
@@ -89,7 +92,11 @@ func (s *Store) AppendMulti(ctx context.Context, appends []eventstore.StreamAppe
 
 func (s *Store) appendMultiOnce(ctx context.Context, items []*multiItem, nappends int) ([]eventstore.AppendResult, error) {
 	results := make([]eventstore.AppendResult, nappends)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// Repeatable read: every stream is read in the snapshot taken before
+	// the transaction had an id, which keeps each stream in order in $all
+	// (see batch.go). A stream written since that snapshot fails on its
+	// version index, as it would in a later statement.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var holds [][16]byte
 		for _, it := range items {
 			if it.index >= 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -226,5 +227,124 @@ func TestAGuardHoldsAtCommit(t *testing.T) {
 	s.pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE type = $1", guardType).Scan(&guards)
 	if guards != 0 {
 		t.Errorf("%d guard rows are stored", guards)
+	}
+}
+
+// TestAllShowsAMultiStreamAppendTogether races multi-stream appends
+// against single appends to the same streams, with readers paging $all
+// and a category by cursor, in small slices and in default ones. Each
+// read holds every event once, each stream in version order, and the
+// events of one multi-stream append together, with no other event among
+// them.
+func TestAllShowsAMultiStreamAppendTogether(t *testing.T) {
+	for _, slice := range []int{5, DefaultSliceSize} {
+		t.Run(fmt.Sprintf("slices of %d", slice), func(t *testing.T) { raceMultiAppends(t, slice) })
+	}
+}
+
+func raceMultiAppends(t *testing.T, sliceSize int) {
+	s := newStore(t, Options{SliceSize: sliceSize})
+	streams := []string{"Account-0", "Account-1", "Account-2", "Account-3", "Account-4", "Ledger-0", "Ledger-1", "Ledger-2"}
+	const workers, appendsEach = 4, 50
+
+	var mu sync.Mutex
+	var txs [][]eventstore.UUID // the events of each multi-stream append
+	stored := 0
+	var writers sync.WaitGroup
+	for w := range 2 * workers {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for range appendsEach {
+				if w%2 == 0 { // a single append
+					events := storetest.Events(1+rng.IntN(3), fmt.Sprintf("single-%d", w))
+					if _, err := s.Append(ctx, sid(streams[rng.IntN(len(streams))]), eventstore.Any, events); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					mu.Lock()
+					stored += len(events)
+					mu.Unlock()
+					continue
+				}
+				var appends []eventstore.StreamAppend
+				for _, i := range rng.Perm(len(streams))[:2+rng.IntN(2)] {
+					appends = append(appends, eventstore.StreamAppend{Stream: sid(streams[i]), Expected: eventstore.Any,
+						Events: storetest.Events(1+rng.IntN(2), fmt.Sprintf("multi-%d", w))})
+				}
+				results, err := s.AppendMulti(ctx, appends, nil)
+				if err != nil {
+					t.Errorf("multi-stream append: %v", err)
+					return
+				}
+				var ids []eventstore.UUID
+				for _, r := range results {
+					for _, e := range r.Events {
+						ids = append(ids, e.ID)
+					}
+				}
+				mu.Lock()
+				txs = append(txs, ids)
+				stored += len(ids)
+				mu.Unlock()
+			}
+		}()
+	}
+
+	categories := []string{"", "Account"}
+	reads := make([][]eventstore.RecordedEvent, len(categories))
+	var readers sync.WaitGroup
+	done := make(chan struct{})
+	for c, category := range categories {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := readUntil(s, category, done, func(events []eventstore.RecordedEvent) { reads[c] = append(reads[c], events...) }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	if t.Failed() {
+		return
+	}
+
+	for c, category := range categories {
+		name, got := readName(category), reads[c]
+		at := map[eventstore.UUID]int{}
+		last := map[string]int64{}
+		for i, e := range got {
+			if _, twice := at[e.ID]; twice {
+				t.Errorf("%s: read %s twice", name, e.ID)
+			}
+			at[e.ID] = i
+			if stream := e.StreamID.String(); e.Version != last[stream]+1 {
+				t.Errorf("%s: read %s@%d after version %d", name, stream, e.Version, last[stream])
+			} else {
+				last[stream] = e.Version
+			}
+		}
+		if category == "" && len(got) != stored {
+			t.Errorf("%s: read %d events, want the %d stored", name, len(got), stored)
+		}
+		apart := 0
+		for _, ids := range txs {
+			var where []int
+			for _, id := range ids {
+				if i, ok := at[id]; ok {
+					where = append(where, i)
+				}
+			}
+			slices.Sort(where)
+			if len(where) > 0 && where[len(where)-1]-where[0] != len(where)-1 {
+				apart++
+			}
+		}
+		if apart > 0 {
+			t.Errorf("%s: %d of %d multi-stream appends were read with other events among theirs", name, apart, len(txs))
+		}
 	}
 }

@@ -52,8 +52,7 @@ func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.
 		}
 		addTail(&page, c, events)
 		if len(page.Events) == limit {
-			c.after = events[len(events)-1].GlobalPosition
-			page.Next = c.encode()
+			page.Next = c.at(events[len(events)-1]).encode()
 			return page, nil
 		}
 		var moved bool
@@ -101,12 +100,11 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 		}
 		addTail(&page, c, events)
 		if len(page.Events) == limit {
-			c.after = events[len(events)-1].GlobalPosition
-			page.Next = c.encode()
+			page.Next = c.at(events[len(events)-1]).encode()
 			return page, false, nil
 		}
 		if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
-			c.a, c.after = slice, 0
+			c.a, c.after, c.afterTx, c.byPosition = slice, 0, 0, false
 			continue
 		}
 		page.Next = to
@@ -129,10 +127,9 @@ func (s *Store) tailCursor(category string, after eventstore.Cursor, limit int) 
 }
 
 // addTail appends events read from c's slice, each with the cursor after it.
-func addTail(page *eventstore.TailPage, c cursor, events []eventstore.RecordedEvent) {
+func addTail(page *eventstore.TailPage, c cursor, events []sliceEvent) {
 	for _, e := range events {
-		c.after = e.GlobalPosition
-		page.Events = append(page.Events, e)
-		page.After = append(page.After, c.encode())
+		page.Events = append(page.Events, e.RecordedEvent)
+		page.After = append(page.After, c.at(e).encode())
 	}
 }
