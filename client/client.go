@@ -108,11 +108,15 @@ const (
 // other errors come from the transport, and then whether the events were
 // stored is unknown: give events ids to make a retry safe.
 func (c *Client) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []Event) (AppendResult, error) {
+	return c.append(ctx, streamID, appendRequest{ExpectedVersion: expected, Events: events})
+}
+
+func (c *Client) append(ctx context.Context, streamID string, req appendRequest) (AppendResult, error) {
 	var res AppendResult
 	if streamID == "" {
 		return res, errors.New("append: the stream id is empty")
 	}
-	body, err := json.Marshal(appendRequest{ExpectedVersion: expected, Events: events})
+	body, err := json.Marshal(req)
 	if err != nil {
 		return res, fmt.Errorf("append to %s: encoding the events: %w", streamID, err)
 	}

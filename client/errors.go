@@ -26,6 +26,8 @@ const (
 	CodeSchemaViolation        = eventstore.CodeSchemaViolation
 	CodeUnavailable            = eventstore.CodeUnavailable
 	CodeInternal               = eventstore.CodeInternal
+	CodeReservationTaken       = eventstore.CodeReservationTaken
+	CodeReservationNotFound    = eventstore.CodeReservationNotFound
 )
 
 // Error is a request the writer answered with a status other than 2xx. A
@@ -67,6 +69,9 @@ type Error struct {
 	// Retrying with the same event ids is safe and tells which. Empty
 	// otherwise.
 	Outcome string
+	// Scope, Value and Holder are set for reservation_taken: the value
+	// claimed (or released) and the stream that holds it.
+	Scope, Value, Holder string
 }
 
 // OutcomeUnknown is Error.Outcome for an append that may have been stored.
@@ -112,6 +117,11 @@ func IsOutcomeUnknown(err error) bool {
 	return errors.As(err, &e) && e.Outcome == OutcomeUnknown
 }
 
+// IsReservationTaken reports whether err is, or wraps, an append refused
+// because a value it claimed or released is held by another stream
+// (Error.Holder).
+func IsReservationTaken(err error) bool { return ErrorCode(err) == CodeReservationTaken }
+
 // IsStreamNotFound reports whether err is, or wraps, a read of a stream
 // that does not exist.
 func IsStreamNotFound(err error) bool { return errors.Is(err, ErrStreamNotFound) }
@@ -139,6 +149,9 @@ type errorJSON struct {
 		Path      string `json:"path"`
 		Event     *int   `json:"event"`
 		Outcome   string `json:"outcome"`
+		Scope     string `json:"scope"`
+		Value     string `json:"value"`
+		Holder    string `json:"holder"`
 	} `json:"error"`
 }
 
@@ -165,6 +178,7 @@ func responseError(resp *http.Response, body []byte) *Error {
 		e.Actual = *d.Actual
 	}
 	e.EventID, e.StreamID, e.Path, e.Outcome = d.ID, d.StreamID, d.Path, d.Outcome
+	e.Scope, e.Value, e.Holder = d.Scope, d.Value, d.Holder
 	if d.Event != nil {
 		e.EventIndex = *d.Event
 	}

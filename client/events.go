@@ -41,6 +41,8 @@ type Metadata struct {
 type appendRequest struct {
 	ExpectedVersion ExpectedVersion `json:"expectedVersion"`
 	Events          []Event         `json:"events"`
+	Reserve         []Reservation   `json:"reserve,omitempty"`
+	Release         []Reservation   `json:"release,omitempty"`
 }
 
 // AppendResult is the writer's answer to a successful append.

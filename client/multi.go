@@ -13,6 +13,10 @@ type StreamAppend struct {
 	StreamID        string          `json:"streamId"`
 	ExpectedVersion ExpectedVersion `json:"expectedVersion"`
 	Events          []Event         `json:"events"`
+	// Reserve claims values for the stream and Release gives up values it
+	// holds, in the same transaction (see AppendReserving).
+	Reserve []Reservation `json:"reserve,omitempty"`
+	Release []Reservation `json:"release,omitempty"`
 }
 
 // Guard is a stream that a multi-stream append checks and does not

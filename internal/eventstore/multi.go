@@ -20,6 +20,9 @@ type StreamAppend struct {
 	Stream   StreamID
 	Expected ExpectedVersion
 	Events   []EventData
+	// Reserve claims values for the stream, and Release gives up values
+	// it holds, in the same transaction (see Reservation).
+	Reserve, Release []Reservation
 }
 
 // Guard is a stream that a multi-stream append checks and does not
@@ -61,10 +64,14 @@ func ValidateMulti(appends []StreamAppend, guards []Guard) error {
 	}
 	named := make(map[string]string, len(appends)+len(guards))
 	ids := make(map[UUID]string)
+	values := make(map[Reservation]string)
 	for i, a := range appends {
 		where := "appends[" + strconv.Itoa(i) + "]"
 		if err := ValidateAppend(a.Stream, a.Expected, a.Events); err != nil {
 			return Errorf(ErrorCode(err), "%s: %s", where, err.(*Error).Message)
+		}
+		if err := ValidateReservations(where+".", a.Reserve, a.Release, values); err != nil {
+			return err
 		}
 		if before, dup := named[a.Stream.String()]; dup {
 			return Errorf(CodeInvalidRequest, "%s.streamId: %s is also %s's: append a stream's events in one append", where, a.Stream, before)

@@ -23,6 +23,30 @@ import (
 type appendRequest struct {
 	ExpectedVersion json.RawMessage `json:"expectedVersion"`
 	Events          []eventInput    `json:"events"`
+	reservationsInput
+}
+
+// reservationsInput is the values an append claims and releases (see
+// eventstore.Reservation).
+type reservationsInput struct {
+	Reserve []reservationInput `json:"reserve"`
+	Release []reservationInput `json:"release"`
+}
+
+type reservationInput struct {
+	Scope string `json:"scope"`
+	Value string `json:"value"`
+}
+
+func reservationsOf(in []reservationInput) []eventstore.Reservation {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]eventstore.Reservation, len(in))
+	for i, r := range in {
+		out[i] = eventstore.Reservation{Scope: r.Scope, Value: r.Value}
+	}
+	return out
 }
 
 // appendRequestRaw is the same body with the events kept raw, to find which
@@ -30,6 +54,8 @@ type appendRequest struct {
 type appendRequestRaw struct {
 	ExpectedVersion json.RawMessage   `json:"expectedVersion"`
 	Events          []json.RawMessage `json:"events"`
+	Reserve         json.RawMessage   `json:"reserve"`
+	Release         json.RawMessage   `json:"release"`
 }
 
 type eventInput struct {
@@ -82,20 +108,29 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	if err != nil {
 		return err
 	}
-	expected, inputs, err := parseAppend(body)
+	req, expected, err := parseAppend(body)
 	if err != nil {
 		return err
 	}
-	nevents = len(inputs)
+	nevents = len(req.Events)
+	reserve, release := reservationsOf(req.Reserve), reservationsOf(req.Release)
+	if err := eventstore.ValidateReservations("", reserve, release, map[eventstore.Reservation]string{}); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
-	events, err := s.events(ctx, stream, inputs, tok)
+	events, err := s.events(ctx, stream, req.Events, tok)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	res, err := s.store.Append(ctx, stream, expected, events)
+	var res eventstore.AppendResult
+	if reserve != nil || release != nil {
+		res, err = s.appendReserving(ctx, eventstore.StreamAppend{Stream: stream, Expected: expected, Events: events, Reserve: reserve, Release: release})
+	} else {
+		res, err = s.store.Append(ctx, stream, expected, events)
+	}
 	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if res, err = s.replayOf(ctx, err, events); err != nil {
@@ -239,32 +274,32 @@ func readUpTo(r io.Reader, declared, limit int64) ([]byte, error) {
 // (absent means any) and 1 to 1000 events, each an object with a type, data
 // and optionally an id and metadata. It decodes in one pass; only a body
 // that fails is decoded again, event by event, to say where.
-func parseAppend(body []byte) (eventstore.ExpectedVersion, []eventInput, error) {
+func parseAppend(body []byte) (appendRequest, eventstore.ExpectedVersion, error) {
 	var req appendRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, explainAppend(body, err)
+		return req, 0, explainAppend(body, err)
 	}
 	expected, err := parseExpectedVersion(req.ExpectedVersion)
 	if err != nil {
-		return 0, nil, err
+		return req, 0, err
 	}
 	switch {
 	case req.Events == nil:
-		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is required: an array of 1 to %d events", eventstore.MaxAppendEvents)
+		return req, 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is required: an array of 1 to %d events", eventstore.MaxAppendEvents)
 	case len(req.Events) == 0:
-		return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is empty: an append needs at least one event")
+		return req, 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "events is empty: an append needs at least one event")
 	case len(req.Events) > eventstore.MaxAppendEvents:
-		return 0, nil, eventstore.Errorf(eventstore.CodeTooLarge, "an append may carry at most %d events; this one has %d", eventstore.MaxAppendEvents, len(req.Events))
+		return req, 0, eventstore.Errorf(eventstore.CodeTooLarge, "an append may carry at most %d events; this one has %d", eventstore.MaxAppendEvents, len(req.Events))
 	}
 	for i, in := range req.Events {
 		switch {
 		case in.Type == nil:
-			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].type is required", i)
+			return req, 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].type is required", i)
 		case len(in.Data) == 0 || string(in.Data) == "null":
-			return 0, nil, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].data is required: the event's fields as a JSON object", i)
+			return req, 0, eventstore.Errorf(eventstore.CodeInvalidRequest, "events[%d].data is required: the event's fields as a JSON object", i)
 		}
 	}
-	return expected, req.Events, nil
+	return req, expected, nil
 }
 
 // explainAppend says what is wrong with a body that did not decode:

@@ -39,6 +39,8 @@ var statusOf = map[string]int{
 	eventstore.CodeConflict:               http.StatusConflict,
 	eventstore.CodeStreamDeleted:          http.StatusNotFound, // 409 for a refused write (below)
 	eventstore.CodeApplyFailed:            http.StatusUnprocessableEntity,
+	eventstore.CodeReservationTaken:       http.StatusConflict,
+	eventstore.CodeReservationNotFound:    http.StatusNotFound,
 }
 
 // errorBody is the contract's error object, with the details of the
@@ -54,6 +56,9 @@ type errorBody struct {
 	StreamID string `json:"streamId,omitempty"`
 	Path     string `json:"path,omitempty"` // schema_violation
 	Event    *int   `json:"event,omitempty"`
+	Scope    string `json:"scope,omitempty"` // reservation_taken
+	Value    string `json:"value,omitempty"`
+	Holder   string `json:"holder,omitempty"`
 	// Outcome is "unknown" for an unavailable append that may have been
 	// stored: all of its events, or none.
 	Outcome string `json:"outcome,omitempty"`
@@ -107,6 +112,7 @@ func describe(err error) (int, errorBody) {
 	var wrong *eventstore.WrongExpectedVersionError
 	var dup *eventstore.DuplicateEventIDError
 	var violation *eventstore.SchemaViolationError
+	var taken *eventstore.ReservationTakenError
 	var ev *eventError
 	switch {
 	case errors.As(err, &wrong):
@@ -118,6 +124,8 @@ func describe(err error) (int, errorBody) {
 		body.Message = dup.Error()
 	case errors.As(err, &violation):
 		body.Path = violation.Path
+	case errors.As(err, &taken):
+		body.Scope, body.Value, body.Holder = taken.Scope, taken.Value, taken.Holder.String()
 	}
 	if errors.As(err, &ev) {
 		i := ev.index

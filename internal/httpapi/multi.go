@@ -32,6 +32,7 @@ type multiAppendInput struct {
 	StreamID        *string         `json:"streamId"`
 	ExpectedVersion json.RawMessage `json:"expectedVersion"`
 	Events          []eventInput    `json:"events"`
+	reservationsInput
 }
 
 type guardInput struct {
@@ -159,7 +160,8 @@ func (s *Server) streamAppend(ctx context.Context, in multiAppendInput, tok Toke
 		}
 	}
 	events, err := s.events(ctx, stream, in.Events, tok)
-	return eventstore.StreamAppend{Stream: stream, Expected: expected, Events: events}, err
+	return eventstore.StreamAppend{Stream: stream, Expected: expected, Events: events,
+		Reserve: reservationsOf(in.Reserve), Release: reservationsOf(in.Release)}, err
 }
 
 func guardOf(in guardInput) (eventstore.Guard, error) {

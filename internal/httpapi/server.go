@@ -173,6 +173,9 @@ func New(store eventstore.Store, schemas Schemas, opts Options) *Server {
 	if ma, ok := store.(eventstore.MultiAppender); ok {
 		s.router.Handle("POST /v1/events", "append_multi", RoleWriter, s.appendMulti(ma))
 	}
+	if rr, ok := store.(eventstore.ReservationReader); ok {
+		s.router.Handle("GET /v1/reservations/{scope}/{value}", "read_reservation", RoleReader, s.readReservation(rr))
+	}
 	if ds, ok := store.(eventstore.DataSubjects); ok {
 		s.router.Handle("DELETE /v1/data-subjects/{subjectId}", "erase_data_subject", RoleAdmin, s.eraseDataSubject(ds))
 		s.router.Handle("GET /v1/data-subjects/{subjectId}/events", "data_subject_events", RoleAdmin, s.subjectEvents(ds))

@@ -99,6 +99,11 @@ func (s *Store) deleteOnce(ctx context.Context, d eventstore.Deletion, expected 
 		_, err = tx.Exec(ctx, `INSERT INTO stream_deletions (stream_id, version, hard) VALUES ($1, $2, $3)
 			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, hard = excluded.hard, deleted_at = now()`,
 			d.Stream.String(), res.LastVersion, d.Hard)
+		if err != nil || !d.Hard {
+			return err
+		}
+		// A stream deleted for good holds no value any more.
+		_, err = tx.Exec(ctx, "DELETE FROM reservations WHERE stream_id = $1", d.Stream.String())
 		return err
 	})
 	return res, err

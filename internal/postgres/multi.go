@@ -22,6 +22,8 @@ type multiItem struct {
 	expected eventstore.ExpectedVersion
 	events   []eventstore.EventData
 	index    int // in appends, or -1 for a guard
+
+	reserve, release []eventstore.Reservation
 }
 
 // multiError is the failure of one item, which the whole transaction
@@ -35,7 +37,8 @@ func (e *multiError) Error() string { return e.err.Error() }
 func (e *multiError) Unwrap() error { return e.err }
 
 // AppendMulti implements eventstore.MultiAppender in one transaction that
-// visits the streams in stream id order, as group commits do, so that two
+// visits the streams in stream id order, as group commits do, then makes
+// the appends' reservations (reserveIn), so that two
 // multi-stream appends (or one and a group) wait for each other at worst,
 // and never deadlock. A guarded stream's next version is held by a row
 // inserted and deleted in the transaction: an append to that stream waits
@@ -49,7 +52,8 @@ func (s *Store) AppendMulti(ctx context.Context, appends []eventstore.StreamAppe
 	}
 	items := make([]*multiItem, 0, len(appends)+len(guards))
 	for i, a := range appends {
-		items = append(items, &multiItem{stream: a.Stream, expected: a.Expected, events: eventstore.AssignIDs(a.Events), index: i})
+		items = append(items, &multiItem{stream: a.Stream, expected: a.Expected, events: eventstore.AssignIDs(a.Events), index: i,
+			reserve: a.Reserve, release: a.Release})
 	}
 	for _, g := range guards {
 		items = append(items, &multiItem{stream: g.Stream, expected: g.Expected, index: -1})
@@ -112,6 +116,9 @@ func (s *Store) appendMultiOnce(ctx context.Context, items []*multiItem, nappend
 				return &multiError{it, err}
 			}
 			holds = append(holds, hold)
+		}
+		if err := reserveIn(ctx, tx, items, results); err != nil {
+			return err
 		}
 		if len(holds) > 0 {
 			if _, err := tx.Exec(ctx, "DELETE FROM events WHERE event_id = ANY($1::uuid[])", holds); err != nil {
