@@ -25,6 +25,14 @@
 // wrong_expected_version, re-reads the stream with the winner's events and
 // decides again, and may now be rejected. Commands on different streams do
 // not wait for each other.
+//
+// A long stream need not be read whole for each command: with
+// Options.Snapshots (a Snapshotter over a Snapshots store such as
+// aggregate/pgsnapshots'), a load starts from a snapshot of the state and
+// reads only the events after it, and new snapshots are taken in the
+// background every SnapshotOptions.Every events. Snapshots only save
+// reading: a command decides on the same state without them, and one that
+// cannot be used is ignored.
 package aggregate
 
 import (
@@ -71,6 +79,12 @@ type Options struct {
 	// [0, Backoff·2^(k-1)), so that racing commands spread out. Default
 	// 10ms; a negative Backoff does not wait.
 	Backoff time.Duration
+	// Snapshots, when set, makes each load start from the stream's latest
+	// usable snapshot and read only the events after it, and takes new
+	// snapshots in the background (see Snapshotter). Commands decide on
+	// the same states with or without it. Default none: every load reads
+	// the whole stream.
+	Snapshots *Snapshotter
 }
 
 // Result reports what Handle did.
@@ -133,7 +147,10 @@ func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
 // version it read (client.NoStream when the stream did not exist). When
 // the append meets a conflict (409 wrong_expected_version), the stream
 // changed since it was read: Handle waits a short jittered backoff, reads
-// it again and decides again, up to opts.MaxAttempts times.
+// it again and decides again, up to opts.MaxAttempts times. With
+// opts.Snapshots, each read starts from the stream's latest usable
+// snapshot and folds only the events after it (Snapshotter); the state is
+// the same.
 //
 // So decide sees the state of a version N and its events are stored only
 // if the stream is still at N. decide may run more than once per call and
@@ -160,7 +177,7 @@ func Handle[S any](ctx context.Context, store Store, streamID string, initial S,
 	res := Result{StreamID: streamID}
 	for {
 		res.Attempts++
-		state, version, err := Load(ctx, store, streamID, initial, evolve)
+		state, version, err := load(ctx, store, streamID, initial, evolve, opts.Snapshots)
 		if err != nil {
 			return res, err
 		}
@@ -200,28 +217,8 @@ func Handle[S any](ctx context.Context, store Store, streamID string, initial S,
 // fails.
 func Load[S any](ctx context.Context, store Store, streamID string, initial S,
 	evolve func(S, client.RecordedEvent) (S, error)) (S, int64, error) {
-	state, version := initial, int64(0)
-	for {
-		page, err := store.ReadStream(ctx, streamID, version+1, client.MaxReadLimit)
-		if client.IsStreamNotFound(err) && version == 0 {
-			return initial, 0, nil
-		}
-		if err != nil {
-			return initial, 0, fmt.Errorf("load %s: %w", streamID, err)
-		}
-		for _, e := range page.Events {
-			if e.Version != version+1 {
-				return initial, 0, fmt.Errorf("load %s: read version %d after version %d", streamID, e.Version, version)
-			}
-			if state, err = evolve(state, e); err != nil {
-				return initial, 0, fmt.Errorf("load %s: %s at version %d: %w", streamID, e.Type, e.Version, err)
-			}
-			version = e.Version
-		}
-		if len(page.Events) == 0 || version >= page.Version {
-			return state, version, nil
-		}
-	}
+	state, version, _, err := replay(ctx, store, streamID, initial, 0, "", evolve)
+	return state, version, err
 }
 
 // wait sleeps before retry number attempt: a random time below

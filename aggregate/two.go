@@ -37,7 +37,8 @@ type TwoResult struct {
 // each stream at the version it read. A stream that decide gives no event
 // is guarded at that version all the same: the decision was made on it.
 // On a conflict on either stream it waits, loads both again and decides
-// again, up to opts.MaxAttempts times, as Handle does. Errors as Handle's;
+// again, up to opts.MaxAttempts times, as Handle does, and starts from
+// snapshots as Handle does with opts.Snapshots. Errors as Handle's;
 // a rejection's *RejectedError names the first stream.
 func HandleTwo[S any](ctx context.Context, store MultiStore, first, second string, initial S,
 	evolve func(S, client.RecordedEvent) (S, error), decide func(first, second S) ([]client.Event, []client.Event, error), opts Options) (TwoResult, error) {
@@ -55,7 +56,7 @@ func HandleTwo[S any](ctx context.Context, store MultiStore, first, second strin
 		res.Attempts++
 		var states [2]S
 		for i, id := range res.StreamIDs {
-			state, version, err := Load(ctx, store, id, initial, evolve)
+			state, version, err := load(ctx, store, id, initial, evolve, opts.Snapshots)
 			if err != nil {
 				return res, err
 			}

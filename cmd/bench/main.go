@@ -33,7 +33,7 @@ type benchConfig struct {
 	only     []string
 }
 
-var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector", "scavenge"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector", "scavenge", "snapshot"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -107,6 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"subscribe": benchSubscribe,
 		"projector": benchProjector,
 		"scavenge":  benchScavenge,
+		"snapshot":  benchSnapshots,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)
