@@ -15,6 +15,7 @@ import (
 	"github.com/strata-events/strata/internal/httpapi"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/readapi"
+	"github.com/strata-events/strata/internal/tracing"
 	"github.com/strata-events/strata/projection"
 )
 
@@ -33,7 +34,7 @@ every event is applied exactly once, whatever crashes. Declarative projections a
 checked against the registered schemas at start. On SIGINT or SIGTERM the current
 batches finish or roll back, and the process leaves its groups.`,
 	Settings: settings(readModelSettings, kafkaSettings, registrySettings,
-		[]config.Setting{config.HTTPAddr, config.APITokens, config.AllowUnauthenticated}),
+		[]config.Setting{config.HTTPAddr, config.APITokens, config.AllowUnauthenticated, config.OTLPEndpoint}),
 	Defaults: map[config.Setting]string{config.HTTPAddr: "127.0.0.1:8081"},
 }
 
@@ -61,6 +62,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := cfg.Logger(c.stderr).With("service", "projector")
+	stopTracing, err := tracing.Setup(ctx, "strata-projector", cfg.OTLPEndpoint, c.getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx)
 	all, err := c.definitions(cfg.ProjectionsDir)
 	if err != nil {
 		return err

@@ -21,12 +21,13 @@ import (
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
+	"github.com/strata-events/strata/internal/tracing"
 )
 
 // relaySettings are the settings the relay reads, in serve and relay.
 var relaySettings = []config.Setting{
 	config.KafkaBrokers, config.KafkaTLS, config.KafkaSASLMechanism, config.KafkaSASLUser, config.KafkaSASLPassword,
-	config.TopicPrefix, config.TopicPartitions, config.StoreName, config.MaxEventBytes,
+	config.TopicPrefix, config.TopicPartitions, config.StoreName, config.MaxEventBytes, config.OTLPEndpoint,
 }
 
 var relayCommand = config.Command{
@@ -50,6 +51,11 @@ func relayMain(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("relay takes no arguments, got %q", strings.Join(rest, " "))
 	}
 	log := cfg.Logger(stderr).With("service", "relay")
+	stopTracing, err := tracing.Setup(ctx, "strata-relay", cfg.OTLPEndpoint, getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx)
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, Logger: log})
 	if err != nil {
 		return err

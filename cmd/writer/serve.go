@@ -24,6 +24,7 @@ import (
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
 	"github.com/strata-events/strata/internal/subscribe"
+	"github.com/strata-events/strata/internal/tracing"
 )
 
 var serveCommand = config.Command{
@@ -88,6 +89,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--max-subscriptions and --max-subscriptions-per-token must be at least 1, not %d and %d", maxSubs, maxSubsPerToken)
 	}
 	log := cfg.Logger(stderr).With("service", "writer")
+	stopTracing, err := tracing.Setup(ctx, "strata-writer", cfg.OTLPEndpoint, getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx)
 
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Schema: cfg.DatabaseSchema, GroupSlots: groupSlots, Logger: log})
 	if err != nil {

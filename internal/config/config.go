@@ -46,6 +46,7 @@ type Config struct {
 	LogLevel             slog.Level
 	LogFormat            string
 	MasterKeyFile        string
+	OTLPEndpoint         string
 }
 
 // Token is one entry of STRATA_API_TOKENS: a bearer token, its role, and
@@ -91,6 +92,7 @@ const (
 	LogLevel             Setting = "STRATA_LOG_LEVEL"
 	LogFormat            Setting = "STRATA_LOG_FORMAT"
 	MasterKeyFile        Setting = "STRATA_MASTER_KEY_FILE"
+	OTLPEndpoint         Setting = "STRATA_OTEL_EXPORTER_OTLP_ENDPOINT"
 )
 
 type spec struct {
@@ -180,6 +182,15 @@ var specs = map[Setting]spec{
 	MasterKeyFile: {"master-key-file", "", "file of the master keys that wrap the data subjects' keys: one per line, 64 hex digits, " +
 		"the current one first; without it, events with personal fields are refused", false,
 		func(c *Config, v string) error { c.MasterKeyFile = v; return nil }},
+	OTLPEndpoint: {"otel-exporter-otlp-endpoint", "", "OTLP/HTTP endpoint to export traces to, a base URL (http://collector:4318, to which /v1/traces is added); " +
+		"empty uses OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT, and without either no trace is exported", false,
+		func(c *Config, v string) error {
+			c.OTLPEndpoint = v
+			if v == "" {
+				return nil
+			}
+			return checkHTTPURL(v)
+		}},
 	LogFormat: {"log-format", "text", "text or json", false,
 		func(c *Config, v string) error { c.LogFormat = v; return checkOneOf(v, "text", "json") }},
 }

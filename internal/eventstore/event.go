@@ -36,6 +36,11 @@ type Metadata struct {
 	// and access requests find it by.
 	DataSubject string            `json:"dataSubject,omitempty"`
 	Custom      map[string]string `json:"custom,omitempty"`
+	// TraceParent and TraceState are the W3C trace context of the append
+	// (see package tracing), empty for none. They travel to Kafka's
+	// headers, not to the API's answers.
+	TraceParent string `json:"-"`
+	TraceState  string `json:"-"`
 }
 
 // IsZero reports whether m holds nothing.

@@ -15,7 +15,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/tracing"
 )
 
 // appendRequest is the body of POST /v1/streams/{streamId}/events, as
@@ -120,6 +125,8 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
+	ctx, end := traceAppend(ctx, r, stream)
+	defer func() { end(err) }()
 	events, err := s.events(ctx, stream, req.Events, tok)
 	if err != nil {
 		return err
@@ -153,6 +160,34 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, tok Token)
 	w.Header().Set("Location", fmt.Sprintf("/v1/streams/%s/events?from=%d", stream, res.FirstVersion))
 	WriteJSON(w, status, resp)
 	return nil
+}
+
+// traceAppend starts the span of an append to streams (several for a
+// multi-stream append), as a child of the request's traceparent and
+// tracestate, or of a new trace; the events stored take its trace context.
+// Without tracing it records nothing, and the request's trace context
+// passes on as it came (checked). end ends the span with the append's
+// error.
+func traceAppend(ctx context.Context, r *http.Request, streams ...eventstore.StreamID) (context.Context, func(error)) {
+	name := "append"
+	if len(streams) == 1 {
+		name = "append " + streams[0].Category()
+	}
+	ctx, span, _ := tracing.Start(ctx, tracing.FromHeaders(r.Header.Get), name, trace.WithSpanKind(trace.SpanKindServer))
+	if !span.IsRecording() {
+		return ctx, func(error) {}
+	}
+	ids := make([]string, len(streams))
+	for i, s := range streams {
+		ids[i] = s.String()
+	}
+	span.SetAttributes(attribute.StringSlice("strata.stream_ids", ids))
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 }
 
 // replayOf turns a duplicate that is a replay into its result. A retry of
@@ -338,11 +373,13 @@ func parseExpectedVersion(raw json.RawMessage) (eventstore.ExpectedVersion, erro
 // *eventError naming the event.
 func (s *Server) events(ctx context.Context, stream eventstore.StreamID, inputs []eventInput, tok Token) ([]eventstore.EventData, error) {
 	events := make([]eventstore.EventData, len(inputs))
+	trace := tracing.Inject(ctx) // the append's span (see traceAppend)
 	for i, in := range inputs {
 		var err error
 		if events[i], err = s.event(ctx, in, tok); err != nil {
 			return nil, &eventError{index: i, err: err}
 		}
+		events[i].Metadata.TraceParent, events[i].Metadata.TraceState = trace.Parent, trace.State
 		if size := recordSize(stream, events[i], s.opts.StoreName); size > s.opts.MaxEventBytes {
 			return nil, &eventError{index: i, err: eventstore.Errorf(eventstore.CodeTooLarge,
 				"the event is %d bytes as a Kafka record, over the limit of %d bytes for one event", size, s.opts.MaxEventBytes)}

@@ -83,6 +83,8 @@ func (s *Server) appendMulti(store eventstore.MultiAppender) HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 		defer cancel()
+		ctx, end := traceAppend(ctx, r)
+		defer func() { end(err) }()
 		appends := make([]eventstore.StreamAppend, len(req.Appends))
 		for i, in := range req.Appends {
 			part := fmt.Sprintf("appends[%d]", i)

@@ -16,8 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-events/strata/internal/relay"
+	"github.com/strata-events/strata/internal/tracing"
 )
 
 // Checkpoint and Event are the relay's; the publisher serves it.
@@ -452,9 +456,23 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 		return err
 	}
 	records := make([]*kgo.Record, 0, len(events))
+	var spans []trace.Span
+	defer func() { endSpans(spans, err) }()
 	for _, e := range events {
 		topic := p.cfg.Topic(e.StreamID.Category())
-		r := p.cfg.Record(e.RecordedEvent, e.SchemaID, partitions[topic])
+		ev := e.RecordedEvent
+		if tracing.Enabled() && ev.Metadata.TraceParent != "" {
+			// The record carries the publish span's context, the child
+			// of the append's, so that an apply is the publish's child.
+			var span trace.Span
+			var tc tracing.Context
+			_, span, tc = tracing.Start(ctx, tracing.Context{Parent: ev.Metadata.TraceParent, State: ev.Metadata.TraceState}, "publish "+topic,
+				trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("strata.stream_id", ev.StreamID.String()),
+					attribute.Int64("strata.version", ev.Version)))
+			ev.Metadata.TraceParent, ev.Metadata.TraceState = tc.Parent, tc.State
+			spans = append(spans, span)
+		}
+		r := p.cfg.Record(ev, e.SchemaID, partitions[topic])
 		if size := RecordBatchBytes(r); size > p.opts.MaxRecordBytes {
 			return tooLarge(e, topic, size, p.opts.MaxRecordBytes, "its record is larger than the producer's batch limit")
 		}
@@ -507,6 +525,16 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}
 	p.recorded, p.committed = partitions, cp
 	return nil
+}
+
+// endSpans ends the publish spans of a transaction, with its error.
+func endSpans(spans []trace.Span, err error) {
+	for _, span := range spans {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 }
 
 // DefaultTopicCheckInterval is PublisherOptions.TopicCheckInterval's

@@ -30,6 +30,8 @@ const (
 	HeaderUserID         = "ce_userid"
 	HeaderTenantID       = "ce_tenantid"
 	HeaderDataSubject    = "ce_datasubject"
+	HeaderTraceParent    = "ce_traceparent" // CloudEvents' distributed-tracing extension
+	HeaderTraceState     = "ce_tracestate"
 	HeaderCustom         = "strata_custom"
 
 	ContentTypeAvro = "application/avro"
@@ -50,9 +52,9 @@ func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int)
 		key        string
 		start, end int
 	}
-	var hs [14]header
+	var hs [16]header
 	n := 0
-	buf := make([]byte, 0, 192+len(stream)+len(e.Type)+len(c.StoreName))
+	buf := make([]byte, 0, 192+len(stream)+len(e.Type)+len(c.StoreName)+len(e.Metadata.TraceParent)+len(e.Metadata.TraceState))
 	add := func(key string, appendValue func([]byte) []byte) {
 		start := len(buf)
 		buf = appendValue(buf)
@@ -76,6 +78,8 @@ func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int)
 	add(HeaderUserID, text(e.Metadata.UserID))
 	add(HeaderTenantID, text(e.Metadata.TenantID))
 	add(HeaderDataSubject, text(e.Metadata.DataSubject))
+	add(HeaderTraceParent, text(e.Metadata.TraceParent))
+	add(HeaderTraceState, text(e.Metadata.TraceState))
 	if len(e.Metadata.Custom) > 0 {
 		custom, _ := json.Marshal(e.Metadata.Custom) // a map of strings always marshals
 		add(HeaderCustom, func(b []byte) []byte { return append(b, custom...) })
@@ -138,7 +142,8 @@ func ParseRecord(r *kgo.Record) (Message, error) {
 	m.RecordedAt, _ = time.Parse(time.RFC3339Nano, h[HeaderTime])
 	m.Type, m.Source = h[HeaderType], h[HeaderSource]
 	m.Metadata = eventstore.Metadata{CorrelationID: h[HeaderCorrelationID], CausationID: h[HeaderCausationID],
-		UserID: h[HeaderUserID], TenantID: h[HeaderTenantID], DataSubject: h[HeaderDataSubject]}
+		UserID: h[HeaderUserID], TenantID: h[HeaderTenantID], DataSubject: h[HeaderDataSubject],
+		TraceParent: h[HeaderTraceParent], TraceState: h[HeaderTraceState]}
 	if c := h[HeaderCustom]; c != "" {
 		if err := json.Unmarshal([]byte(c), &m.Metadata.Custom); err != nil {
 			return m, fmt.Errorf("%s/%d@%d: %s: %w", r.Topic, r.Partition, r.Offset, HeaderCustom, err)

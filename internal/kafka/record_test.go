@@ -16,7 +16,8 @@ func TestRecordsFollowTheContract(t *testing.T) {
 	e := eventstore.RecordedEvent{
 		ID: eventstore.NewUUIDv7(), StreamID: eventstore.MustParseStreamID("Order-a1b2c3d4"), Type: "OrderCreated",
 		Version: 3, GlobalPosition: 42, RecordedAt: at, Schema: 77, Data: []byte{1, 2, 3},
-		Metadata: eventstore.Metadata{CorrelationID: "c-1", UserID: "u-9", Custom: map[string]string{"source": "web"}},
+		Metadata: eventstore.Metadata{CorrelationID: "c-1", UserID: "u-9", Custom: map[string]string{"source": "web"},
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "strata=1"},
 	}
 	r := c.Record(e, 5, 12)
 	if r.Topic != "events.Order" || string(r.Key) != "Order-a1b2c3d4" || r.Partition != Partition(r.Key, 12) || !r.Timestamp.Equal(at) {
@@ -33,7 +34,8 @@ func TestRecordsFollowTheContract(t *testing.T) {
 		"ce_specversion": "1.0", "ce_id": e.ID.String(), "ce_type": "OrderCreated", "ce_source": "shop",
 		"ce_subject": "Order-a1b2c3d4", "ce_time": "2023-10-27T10:00:00.123456Z", "content-type": "application/avro",
 		"ce_streamversion": "3", "ce_globalposition": "42", "ce_correlationid": "c-1", "ce_userid": "u-9",
-		"strata_custom": `{"source":"web"}`,
+		"strata_custom": `{"source":"web"}`, "ce_traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"ce_tracestate": "strata=1",
 	}
 	if diff := cmp.Diff(want, headers); diff != "" {
 		t.Errorf("headers (-want +got; empty metadata must be absent):\n%s", diff)

@@ -20,14 +20,14 @@ import (
 // unique violation, which the expectation turns into a wrong version (or,
 // for "any", into another try).
 //
-// $1 stream id, $2 category, $3..$11 the events (scalars for one event,
-// arrays for more), $12 the exact expected version.
+// $1 stream id, $2 category, $3..$14 the events (scalars for one event,
+// arrays for more), $15 the exact expected version.
 var appendBase = map[eventstore.ExpectedVersion]string{
 	eventstore.NoStream:     `SELECT 0::bigint AS v`,
-	knownExact:              `SELECT $13::bigint AS v`,
+	knownExact:              `SELECT $15::bigint AS v`,
 	eventstore.Any:          `SELECT coalesce(max(version), 0) AS v FROM events WHERE stream_id = $1`,
 	eventstore.StreamExists: `SELECT max(version) AS v FROM events WHERE stream_id = $1 HAVING max(version) > 0`,
-	exact:                   `SELECT $13::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $13)`,
+	exact:                   `SELECT $15::bigint AS v WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $15)`,
 }
 
 // exact stands for every expected version N >= 1 in appendBase, and
@@ -41,10 +41,10 @@ const (
 const (
 	oneEvent = `SELECT $3::uuid AS id, $4::text AS type, $5::bigint AS fp, $6::bytea AS data,
 		$7::text AS correlation, $8::text AS causation, $9::text AS usr, $10::text AS tenant, $11::jsonb AS custom,
-		$12::text AS subject, 1::bigint AS ord`
+		$12::text AS subject, $13::text AS traceparent, $14::text AS tracestate, 1::bigint AS ord`
 	manyEvents = `SELECT * FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bytea[],
-		$7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[])
-		WITH ORDINALITY AS u(id, type, fp, data, correlation, causation, usr, tenant, custom, subject, ord)`
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[], $13::text[], $14::text[])
+		WITH ORDINALITY AS u(id, type, fp, data, correlation, causation, usr, tenant, custom, subject, traceparent, tracestate, ord)`
 )
 
 // notHardDeleted guards every append: a hard-deleted stream ($1) takes no
@@ -58,8 +58,9 @@ var appendSQL = func() map[[2]int]string {
 		for many, source := range []string{oneEvent, manyEvents} {
 			m[[2]int{int(expected), many}] = `WITH b AS (SELECT * FROM (` + base + `) b0 WHERE ` + notHardDeleted + `)
 INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data,
-	correlation_id, causation_id, user_id, tenant_id, custom, data_subject)
-SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom, e.subject
+	correlation_id, causation_id, user_id, tenant_id, custom, data_subject, trace_parent, trace_state)
+SELECT e.id, $1, $2, b.v + e.ord, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom, e.subject,
+	e.traceparent, e.tracestate
 FROM b, (` + source + `) e
 ORDER BY e.ord
 RETURNING position, version`
@@ -175,14 +176,14 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 	case expected > 0:
 		kind = exact
 	}
-	args := make([]any, 0, 13)
+	args := make([]any, 0, 15)
 	args = append(args, stream.String(), stream.Category())
 	if n == 1 {
 		e := events[0]
 		m := e.Metadata
 		args = append(args, [16]byte(e.ID), e.Type, int64(e.Schema), e.Data,
 			orNull(m.CorrelationID), orNull(m.CausationID), orNull(m.UserID), orNull(m.TenantID), customJSON(m.Custom),
-			orNull(m.DataSubject))
+			orNull(m.DataSubject), orNull(m.TraceParent), orNull(m.TraceState))
 	} else {
 		ids := make([][16]byte, n)
 		types := make([]string, n)
@@ -190,14 +191,15 @@ func appendIn(ctx context.Context, q querier, stream eventstore.StreamID, expect
 		data := make([][]byte, n)
 		correlation, causation, user, tenant := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 		custom := make([]json.RawMessage, n)
-		subject := make([]*string, n)
+		subject, traceParent, traceState := make([]*string, n), make([]*string, n), make([]*string, n)
 		for i, e := range events {
 			ids[i], types[i], fps[i], data[i] = e.ID, e.Type, int64(e.Schema), e.Data
 			m := &events[i].Metadata
 			correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
 			custom[i], subject[i] = customJSON(m.Custom), nullable(&m.DataSubject)
+			traceParent[i], traceState[i] = nullable(&m.TraceParent), nullable(&m.TraceState)
 		}
-		args = append(args, ids, types, fps, data, correlation, causation, user, tenant, custom, subject)
+		args = append(args, ids, types, fps, data, correlation, causation, user, tenant, custom, subject, traceParent, traceState)
 	}
 	if expected > 0 {
 		args = append(args, int64(expected))

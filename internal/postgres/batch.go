@@ -68,7 +68,7 @@ const readSliceSQL = `WITH cut AS MATERIALIZED (
 		(SELECT epoch FROM store_meta) AS epoch
 ), ` + topSQL + `
 SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,
-	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz, NULL::text,
+	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz, NULL::text, NULL::text, NULL::text,
 	now, x::text, anchored, epoch, top.tx_id::text, top.position, top.event_id
 FROM cut LEFT JOIN top ON true
 UNION ALL (

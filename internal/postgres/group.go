@@ -40,11 +40,13 @@ import (
 // committed, and the event.
 const groupSQL = `
 INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data,
-	correlation_id, causation_id, user_id, tenant_id, custom, data_subject)
-SELECT e.id, e.stream, e.category, b.v + 1, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom, e.subject
+	correlation_id, causation_id, user_id, tenant_id, custom, data_subject, trace_parent, trace_state)
+SELECT e.id, e.stream, e.category, b.v + 1, e.type, e.fp, e.data, e.correlation, e.causation, e.usr, e.tenant, e.custom, e.subject,
+	e.traceparent, e.tracestate
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::uuid[], $6::text[], $7::bigint[], $8::bytea[],
-	$9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::text[])
-	WITH ORDINALITY AS e(stream, category, expected, known, id, type, fp, data, correlation, causation, usr, tenant, custom, subject, ord)
+	$9::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::text[], $15::text[], $16::text[])
+	WITH ORDINALITY AS e(stream, category, expected, known, id, type, fp, data, correlation, causation, usr, tenant, custom, subject,
+		traceparent, tracestate, ord)
 CROSS JOIN LATERAL (SELECT CASE
 	WHEN e.expected > 0 AND e.known THEN e.expected
 	WHEN e.expected > 0 THEN (SELECT e.expected WHERE EXISTS (SELECT 1 FROM events x WHERE x.stream_id = e.stream AND x.version = e.expected))
@@ -225,7 +227,7 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 	data := make([][]byte, n)
 	correlation, causation, user, tenant := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 	custom := make([]json.RawMessage, n)
-	subject := make([]*string, n)
+	subject, traceParent, traceState := make([]*string, n), make([]*string, n), make([]*string, n)
 	for i, a := range batch {
 		streams[i], categories[i] = a.stream.String(), a.stream.Category()
 		expected[i], known[i] = int64(a.expected), a.known
@@ -234,6 +236,7 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 		m := &e.Metadata
 		correlation[i], causation[i], user[i], tenant[i] = nullable(&m.CorrelationID), nullable(&m.CausationID), nullable(&m.UserID), nullable(&m.TenantID)
 		custom[i], subject[i] = customJSON(m.Custom), nullable(&m.DataSubject)
+		traceParent[i], traceState[i] = nullable(&m.TraceParent), nullable(&m.TraceState)
 	}
 
 	conn, err := s.pool.Acquire(ctx)
@@ -244,7 +247,8 @@ func (s *Store) runGroup(ctx context.Context, batch []*groupedAppend) {
 		return
 	}
 	b := backendOf(conn)
-	rows, err := conn.Query(ctx, groupSQL, streams, categories, expected, known, ids, types, fps, data, correlation, causation, user, tenant, custom, subject)
+	rows, err := conn.Query(ctx, groupSQL, streams, categories, expected, known, ids, types, fps, data, correlation, causation, user, tenant, custom, subject,
+		traceParent, traceState)
 	stored := map[eventstore.UUID]eventstore.AppendedEvent{} // by event id, unique in a group (see take)
 	if err == nil {
 		var id [16]byte

@@ -12,7 +12,7 @@ import (
 )
 
 const eventColumns = `e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_fp, e.data,
-	e.correlation_id, e.causation_id, e.user_id, e.tenant_id, e.custom, e.recorded_at, e.data_subject`
+	e.correlation_id, e.causation_id, e.user_id, e.tenant_id, e.custom, e.recorded_at, e.data_subject, e.trace_parent, e.trace_state`
 
 // The stream's version and a page of its events in one statement, so that
 // both come from one snapshot. A stream with no event in range gives one
@@ -116,7 +116,7 @@ type eventRow struct {
 	typ        pgtype.Text
 	fp         pgtype.Int8
 	data       []byte
-	meta       [5]pgtype.Text // correlation, causation, user, tenant, data subject
+	meta       [7]pgtype.Text // correlation, causation, user, tenant, data subject, trace parent and state
 	custom     []byte
 	recordedAt pgtype.Timestamptz
 
@@ -127,7 +127,7 @@ type eventRow struct {
 
 func (r *eventRow) dest() []any {
 	return []any{&r.position, &r.id, &r.streamID, &r.version, &r.typ, &r.fp, &r.data,
-		&r.meta[0], &r.meta[1], &r.meta[2], &r.meta[3], &r.custom, &r.recordedAt, &r.meta[4]}
+		&r.meta[0], &r.meta[1], &r.meta[2], &r.meta[3], &r.custom, &r.recordedAt, &r.meta[4], &r.meta[5], &r.meta[6]}
 }
 
 func (r *eventRow) event() (eventstore.RecordedEvent, error) {
@@ -153,6 +153,8 @@ func (r *eventRow) event() (eventstore.RecordedEvent, error) {
 			UserID:        r.meta[2].String,
 			TenantID:      r.meta[3].String,
 			DataSubject:   r.meta[4].String,
+			TraceParent:   r.meta[5].String,
+			TraceState:    r.meta[6].String,
 		},
 	}
 	if e.Data == nil {

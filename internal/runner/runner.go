@@ -32,8 +32,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/tracing"
 	"github.com/strata-events/strata/projection"
 )
 
@@ -690,7 +693,31 @@ func (a *applier) commit(ctx context.Context, parts []part) error {
 			}
 		}
 		a.r.m.committed(g.events, g.duplicates, time.Since(start))
+		if tracing.Enabled() {
+			a.traceApplied(ctx, parts, start)
+		}
 		return nil
+	}
+}
+
+// traceApplied records, for each record of a commit that carries a trace
+// context, an apply span that is the record's child, from the commit's
+// start to now: the records were applied together, in one transaction.
+func (a *applier) traceApplied(ctx context.Context, parts []part, start time.Time) {
+	now := time.Now()
+	name := "apply " + a.r.p.Name
+	for _, p := range parts {
+		for _, rec := range p.recs {
+			m := rec.Event.Metadata
+			if rec.Control || m.TraceParent == "" {
+				continue
+			}
+			_, span, _ := tracing.Start(ctx, tracing.Context{Parent: m.TraceParent, State: m.TraceState}, name,
+				trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
+				trace.WithAttributes(attribute.String("strata.stream_id", rec.Event.StreamID.String()), attribute.Int64("strata.version", rec.Event.Version),
+					attribute.String("messaging.destination.name", rec.Topic), attribute.Int64("messaging.kafka.offset", rec.Offset)))
+			span.End(trace.WithTimestamp(now))
+		}
 	}
 }
 
