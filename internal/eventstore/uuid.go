@@ -44,16 +44,25 @@ func (u UUID) IsZero() bool { return u == UUID{} }
 // String returns the canonical lower-case form.
 func (u UUID) String() string {
 	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	t, _ := u.AppendText(b[:0])
+	return string(t)
+}
+
+// AppendText appends the canonical lower-case form to b; it never fails.
+func (u UUID) AppendText(b []byte) ([]byte, error) {
+	n := len(b)
+	b = append(b, make([]byte, 36)...)
+	t := b[n:]
+	hex.Encode(t[0:8], u[0:4])
+	t[8] = '-'
+	hex.Encode(t[9:13], u[4:6])
+	t[13] = '-'
+	hex.Encode(t[14:18], u[6:8])
+	t[18] = '-'
+	hex.Encode(t[19:23], u[8:10])
+	t[23] = '-'
+	hex.Encode(t[24:], u[10:])
+	return b, nil
 }
 
 // MarshalText makes UUID a JSON string.

@@ -91,6 +91,9 @@ type Publisher struct {
 	recorded map[string]int
 	// committed is the last committed checkpoint.
 	committed Checkpoint
+	// topicNames is each category's topic, made once (Publish is
+	// called by one goroutine at a time).
+	topicNames map[string]string
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -455,11 +458,16 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	if err != nil {
 		return err
 	}
+	bytes := 0
+	for _, e := range events {
+		bytes += RecordBytes(e.RecordedEvent)
+	}
+	built := NewRecords(len(events), bytes)
 	records := make([]*kgo.Record, 0, len(events))
 	var spans []trace.Span
 	defer func() { endSpans(spans, err) }()
 	for _, e := range events {
-		topic := p.cfg.Topic(e.StreamID.Category())
+		topic := p.topic(e.StreamID.Category())
 		ev := e.RecordedEvent
 		if tracing.Enabled() && ev.Metadata.TraceParent != "" {
 			// The record carries the publish span's context, the child
@@ -472,7 +480,7 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 			ev.Metadata.TraceParent, ev.Metadata.TraceState = tc.Parent, tc.State
 			spans = append(spans, span)
 		}
-		r := p.cfg.Record(ev, e.SchemaID, partitions[topic])
+		r := built.Add(topic, ev, p.cfg.StoreName, e.SchemaID, partitions[topic])
 		if size := RecordBatchBytes(r); size > p.opts.MaxRecordBytes {
 			return tooLarge(e, topic, size, p.opts.MaxRecordBytes, "its record is larger than the producer's batch limit")
 		}
@@ -555,7 +563,7 @@ func (p *Publisher) partitions(ctx context.Context, events []Event) (map[string]
 	var topics []string
 	first := map[string]Event{}
 	for _, e := range events {
-		topic := p.cfg.Topic(e.StreamID.Category())
+		topic := p.topic(e.StreamID.Category())
 		if _, ok := first[topic]; !ok {
 			first[topic] = e
 			topics = append(topics, topic)
@@ -586,6 +594,19 @@ func (p *Publisher) partitions(ctx context.Context, events []Event) (map[string]
 		}
 	}
 	return partitions, nil
+}
+
+// topic returns category's topic.
+func (p *Publisher) topic(category string) string {
+	topic, ok := p.topicNames[category]
+	if !ok {
+		if p.topicNames == nil {
+			p.topicNames = map[string]string{}
+		}
+		topic = p.cfg.Topic(category)
+		p.topicNames[category] = topic
+	}
+	return topic
 }
 
 // partitionsChanged is the halt for a topic whose partition count is not

@@ -40,62 +40,116 @@ const (
 // Record maps a stored event to its Kafka record: the category's topic,
 // the stream id as key, the partition Kafka's Java producer would choose
 // among partitions, the value in Confluent wire format with the registry's
-// schemaID, and CloudEvents headers. The relay makes one per event, so the
-// header values share one buffer.
+// schemaID, and CloudEvents headers.
 func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int) *kgo.Record {
-	stream := e.StreamID.String()
-	value := make([]byte, 5+len(e.Data))
-	binary.BigEndian.PutUint32(value[1:5], uint32(schemaID))
-	copy(value[5:], e.Data)
+	b := NewRecords(1, RecordBytes(e))
+	return b.Add(c.Topic(e.StreamID.Category()), e, c.StoreName, schemaID, partitions)
+}
 
-	type header struct {
-		key        string
-		start, end int
+// Records makes the records of one transaction, as Config.Record does,
+// with their values, keys and header values in one buffer and their
+// headers and records in one slice each: a batch costs a few allocations,
+// not several per event.
+type Records struct {
+	buf     []byte
+	headers []kgo.RecordHeader
+	records []kgo.Record
+}
+
+// NewRecords returns a Records with room for n events of about bytes in
+// all (RecordBytes); more only costs more allocations.
+func NewRecords(n, bytes int) *Records {
+	return &Records{buf: make([]byte, 0, bytes), headers: make([]kgo.RecordHeader, 0, n*recordHeaders),
+		records: make([]kgo.Record, 0, n)}
+}
+
+// recordHeaders is the number of headers a record of an event with every
+// metadata field has.
+const recordHeaders = 17
+
+// RecordBytes is about the room an event's record takes in Records.
+func RecordBytes(e eventstore.RecordedEvent) int {
+	m := e.Metadata
+	return 128 + len(e.Data) + 2*len(e.StreamID.String()) + len(e.Type) + len(m.CorrelationID) + len(m.CausationID) +
+		len(m.UserID) + len(m.TenantID) + len(m.DataSubject) + len(m.TraceParent) + len(m.TraceState) + 64*len(m.Custom)
+}
+
+// Add makes the record of e for topic, published by the store source.
+// The record stays valid after later calls.
+func (b *Records) Add(topic string, e eventstore.RecordedEvent, source string, schemaID int, partitions int) *kgo.Record {
+	start := len(b.buf)
+	b.buf = append(b.buf, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(b.buf[start+1:start+5], uint32(schemaID))
+	b.buf = append(b.buf, e.Data...)
+	value := b.bytes(start)
+
+	stream := e.StreamID.String()
+	start = len(b.buf)
+	b.buf = append(b.buf, stream...)
+	key := b.bytes(start)
+
+	first := len(b.headers)
+	b.header(HeaderSpecVersion, "1.0")
+	start = len(b.buf)
+	b.buf, _ = e.ID.AppendText(b.buf)
+	b.headerAt(HeaderID, start)
+	b.header(HeaderType, e.Type)
+	b.header(HeaderSource, source)
+	b.headers = append(b.headers, kgo.RecordHeader{Key: HeaderSubject, Value: key})
+	start = len(b.buf)
+	b.buf = e.RecordedAt.UTC().AppendFormat(b.buf, time.RFC3339Nano)
+	b.headerAt(HeaderTime, start)
+	b.header(HeaderContentType, ContentTypeAvro)
+	start = len(b.buf)
+	b.buf = strconv.AppendInt(b.buf, e.Version, 10)
+	b.headerAt(HeaderStreamVersion, start)
+	start = len(b.buf)
+	b.buf = strconv.AppendInt(b.buf, e.GlobalPosition, 10)
+	b.headerAt(HeaderGlobalPosition, start)
+	m := e.Metadata
+	b.header(HeaderCorrelationID, m.CorrelationID)
+	b.header(HeaderCausationID, m.CausationID)
+	b.header(HeaderUserID, m.UserID)
+	b.header(HeaderTenantID, m.TenantID)
+	b.header(HeaderDataSubject, m.DataSubject)
+	b.header(HeaderTraceParent, m.TraceParent)
+	b.header(HeaderTraceState, m.TraceState)
+	if len(m.Custom) > 0 {
+		custom, _ := json.Marshal(m.Custom) // a map of strings always marshals
+		start = len(b.buf)
+		b.buf = append(b.buf, custom...)
+		b.headerAt(HeaderCustom, start)
 	}
-	var hs [16]header
-	n := 0
-	buf := make([]byte, 0, 192+len(stream)+len(e.Type)+len(c.StoreName)+len(e.Metadata.TraceParent)+len(e.Metadata.TraceState))
-	add := func(key string, appendValue func([]byte) []byte) {
-		start := len(buf)
-		buf = appendValue(buf)
-		if len(buf) > start {
-			hs[n] = header{key, start, len(buf)}
-			n++
-		}
-	}
-	text := func(s string) func([]byte) []byte { return func(b []byte) []byte { return append(b, s...) } }
-	add(HeaderSpecVersion, text("1.0"))
-	add(HeaderID, func(b []byte) []byte { return append(b, e.ID.String()...) })
-	add(HeaderType, text(e.Type))
-	add(HeaderSource, text(c.StoreName))
-	add(HeaderSubject, text(stream))
-	add(HeaderTime, func(b []byte) []byte { return e.RecordedAt.UTC().AppendFormat(b, time.RFC3339Nano) })
-	add(HeaderContentType, text(ContentTypeAvro))
-	add(HeaderStreamVersion, func(b []byte) []byte { return strconv.AppendInt(b, e.Version, 10) })
-	add(HeaderGlobalPosition, func(b []byte) []byte { return strconv.AppendInt(b, e.GlobalPosition, 10) })
-	add(HeaderCorrelationID, text(e.Metadata.CorrelationID))
-	add(HeaderCausationID, text(e.Metadata.CausationID))
-	add(HeaderUserID, text(e.Metadata.UserID))
-	add(HeaderTenantID, text(e.Metadata.TenantID))
-	add(HeaderDataSubject, text(e.Metadata.DataSubject))
-	add(HeaderTraceParent, text(e.Metadata.TraceParent))
-	add(HeaderTraceState, text(e.Metadata.TraceState))
-	if len(e.Metadata.Custom) > 0 {
-		custom, _ := json.Marshal(e.Metadata.Custom) // a map of strings always marshals
-		add(HeaderCustom, func(b []byte) []byte { return append(b, custom...) })
-	}
-	headers := make([]kgo.RecordHeader, n)
-	for i, h := range hs[:n] {
-		headers[i] = kgo.RecordHeader{Key: h.key, Value: buf[h.start:h.end:h.end]}
-	}
-	key := []byte(stream)
-	return &kgo.Record{
-		Topic:     c.Topic(e.StreamID.Category()),
+	b.records = append(b.records, kgo.Record{
+		Topic:     topic,
 		Partition: Partition(key, partitions),
 		Key:       key,
 		Value:     value,
-		Headers:   headers,
+		Headers:   b.headers[first:len(b.headers):len(b.headers)],
 		Timestamp: e.RecordedAt,
+	})
+	return &b.records[len(b.records)-1]
+}
+
+// bytes returns what was appended to the buffer since start, capped so
+// that nothing appended to it can be appended to the buffer.
+func (b *Records) bytes(start int) []byte { return b.buf[start:len(b.buf):len(b.buf)] }
+
+// header adds a header of value, unless it is empty.
+func (b *Records) header(key, value string) {
+	if value == "" {
+		return
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, value...)
+	b.headerAt(key, start)
+}
+
+// headerAt adds a header of what was appended to the buffer since start,
+// unless that is nothing.
+func (b *Records) headerAt(key string, start int) {
+	if len(b.buf) > start {
+		b.headers = append(b.headers, kgo.RecordHeader{Key: key, Value: b.bytes(start)})
 	}
 }
 

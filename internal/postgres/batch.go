@@ -69,14 +69,16 @@ const readSliceSQL = `WITH cut AS MATERIALIZED (
 ), ` + topSQL + `
 SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::bigint, NULL::bytea,
 	NULL::text, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::timestamptz, NULL::text, NULL::text, NULL::text,
-	now, x::text, anchored, epoch, top.tx_id::text, top.position, top.event_id
+	now, x, anchored, epoch, top.tx_id, top.position, top.event_id
 FROM cut LEFT JOIN top ON true
 UNION ALL (
-SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, e.tx_id::text, NULL, NULL FROM events e, cut
-WHERE (%[2]s e.tx_id >= %[4]s AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]) %[5]s)
-  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
-  AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
-  %[3]s LIMIT $8)`
+SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, e.tx_id, NULL, NULL FROM (
+	SELECT ` + eventColumns + `, e.tx_id FROM events e, cut
+	WHERE (%[2]s e.tx_id >= %[4]s AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]) %[5]s)
+	  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
+	  AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
+	  %[3]s OFFSET 0) e
+ORDER BY %[6]s LIMIT $8)`
 
 // The order of a slice, and where a cursor in it resumes: by transaction
 // id, then position, so that a transaction's events are read together; or,
@@ -85,14 +87,18 @@ WHERE (%[2]s e.tx_id >= %[4]s AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid
 //
 // Read by transaction id, both branches of the OR start at $12, so that
 // the planner sees a range bounded at both ends; the filter that drops the
-// rows of $12 up to the cursor's position, and the order, are written so
-// that no index can serve them: a generic plan would otherwise scan an
-// index from $12 to its end.
+// rows of $12 up to the cursor's position is written so that no index can
+// serve it, and the order is taken outside a subquery that OFFSET 0 keeps
+// whole: a generic plan would otherwise scan an index in order from $12
+// (or, for the rows of xip(a), from its start) to its end. The rows of a
+// slice are few, and two plain keys sort fast.
 const (
-	byTxOrder       = `AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7) ORDER BY (e.tx_id, e.position + 0)`
-	byTxFrom        = `greatest($1::xid8, $12::xid8)`
-	byTxXip         = `AND e.tx_id >= $12::xid8`
-	byPositionOrder = `AND e.position + 0 > $7 ORDER BY e.position + 0`
+	byTxFilter       = `AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7)`
+	byTxOrder        = `e.tx_id, e.position`
+	byTxFrom         = `greatest($1::xid8, $12::xid8)`
+	byTxXip          = `AND e.tx_id >= $12::xid8`
+	byPositionFilter = `AND e.position + 0 > $7`
+	byPositionOrder  = `e.position`
 )
 
 // topSQL is the event of the highest transaction id, by the tx_id index:
@@ -102,10 +108,10 @@ const topSQL = `top AS MATERIALIZED (SELECT tx_id, position, event_id FROM event
 // readSliceSQLs holds the four statements: for $all or a category ($13,
 // or $12 by position), in either order.
 var readSliceSQLs = map[[2]bool]string{
-	{false, false}: fmt.Sprintf(readSliceSQL, "", "", byTxOrder, byTxFrom, byTxXip),
-	{false, true}:  fmt.Sprintf(readSliceSQL, "", "", byPositionOrder, "$1::xid8", ""),
-	{true, false}:  fmt.Sprintf(readSliceSQL, ", $13", "e.category = $13 AND", byTxOrder, byTxFrom, byTxXip),
-	{true, true}:   fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND", byPositionOrder, "$1::xid8", ""),
+	{false, false}: fmt.Sprintf(readSliceSQL, "", "", byTxFilter, byTxFrom, byTxXip, byTxOrder),
+	{false, true}:  fmt.Sprintf(readSliceSQL, "", "", byPositionFilter, "$1::xid8", "", byPositionOrder),
+	{true, false}:  fmt.Sprintf(readSliceSQL, ", $13", "e.category = $13 AND", byTxFilter, byTxFrom, byTxXip, byTxOrder),
+	{true, true}:   fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND", byPositionFilter, "$1::xid8", "", byPositionOrder),
 }
 
 // ReadAll implements eventstore.Store.
@@ -143,21 +149,19 @@ func (s *Store) readBatches(ctx context.Context, category string, after eventsto
 // on into the new batch only if it has returned nothing yet, so that a
 // page with events is the same on every read of its cursor.
 func (s *Store) readCursor(ctx context.Context, q querier, c cursor, limit int) ([]eventstore.RecordedEvent, cursor, error) {
-	var out []eventstore.RecordedEvent
+	out := make([]eventstore.RecordedEvent, 0, limit+1)
 	movedToHead := false
 	for {
-		bd, events, err := s.readSlice(ctx, q, c, limit-len(out))
+		sl, err := s.readSlice(ctx, q, c, limit-len(out), out)
 		if err != nil {
 			return nil, c, err
 		}
-		for _, e := range events {
-			out = append(out, e.RecordedEvent)
-		}
-		if len(out) == limit {
-			return out, c.at(events[len(events)-1]), nil
+		out = sl.events
+		if sl.more {
+			return out, c.at(out[len(out)-1].GlobalPosition, sl.txs[len(sl.txs)-1]), nil
 		}
 		var moved bool
-		if c, moved = c.past(bd); moved && (len(out) > 0 || movedToHead) {
+		if c, moved = c.past(sl.bound); moved && (len(out) > 0 || movedToHead) || len(out) == limit {
 			return out, c, nil
 		}
 		movedToHead = movedToHead || moved
@@ -184,8 +188,8 @@ type bound struct {
 // new batch.
 func (c cursor) past(bd bound) (cursor, bool) {
 	c.after, c.afterTx, c.byPosition, c.epoch = 0, 0, false, bd.epoch
-	if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
-		c.a = slice
+	if next := c.b.cut(bd.cut); !next.equal(c.b) {
+		c.a = next
 		return c, false
 	}
 	b := bd.now.cut(bd.topTx + 1)
@@ -197,24 +201,29 @@ func (c cursor) past(bd bound) (cursor, bool) {
 	return c, true
 }
 
-// sliceEvent is an event read from a slice, with its transaction id.
-type sliceEvent struct {
-	eventstore.RecordedEvent
-	tx uint64
+// slice is what a read of a slice found.
+type slice struct {
+	bound
+	events []eventstore.RecordedEvent // the events given to readSlice, then those read
+	txs    []uint64                   // the transaction id of each event read
+	more   bool                       // whether the slice holds events after them
 }
 
-// at returns c positioned after e, an event of its slice.
-func (c cursor) at(e sliceEvent) cursor {
-	c.after, c.afterTx = e.GlobalPosition, e.tx
+// at returns c positioned after the event at position, of transaction tx,
+// an event of its slice.
+func (c cursor) at(position int64, tx uint64) cursor {
+	c.after, c.afterTx = position, tx
 	return c
 }
 
 // readSlice reads up to n events of the slice that starts c's batch, after
-// c.after, and returns them with the slice's bound. It refuses a cursor
-// whose snapshot the server has not reached, and one whose anchor it no
-// longer holds.
-func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (bound, []sliceEvent, error) {
-	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n,
+// c.after, appends them to events, and returns them with the slice's bound
+// and whether the slice holds more after them: it asks for one event more
+// than n, so that a reader that reads a slice to its end learns so without
+// a read that returns nothing. It refuses a cursor whose snapshot the
+// server has not reached, and one whose anchor it no longer holds.
+func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int, events []eventstore.RecordedEvent) (slice, error) {
+	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n + 1,
 		c.anchor.position, pgtype.UUID{Bytes: c.anchor.id, Valid: true}, u64(c.b.xmax - 1)}
 	if !c.byPosition {
 		args = append(args, u64(c.afterTx))
@@ -225,28 +234,27 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 	sql := readSliceSQLs[[2]bool{c.category != "", c.byPosition}]
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return bound{}, nil, translate(err)
+		return slice{}, translate(err)
 	}
-	var out []sliceEvent
+	given := len(events)
+	txs := make([]uint64, 0, n+1)
 	var r eventRow
-	var nowText, cutText *string
+	var nowText *string
+	var cut pgtype.Uint64
 	var anchored *bool
 	var epoch *int64
 	var top topRow
 	var bd bound
-	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cutText, &anchored, &epoch, &top.tx, &top.position, &top.id), func() error {
+	_, err = pgx.ForEachRow(rows, append(r.dest(), &nowText, &cut, &anchored, &epoch, &top.tx, &top.position, &top.id), func() error {
 		if !r.position.Valid { // the first row: the bound
-			if nowText == nil || cutText == nil || anchored == nil || epoch == nil {
+			if nowText == nil || !cut.Valid || anchored == nil || epoch == nil {
 				return fmt.Errorf("the slice bound row is incomplete")
 			}
 			var err error
 			if bd.now, err = parseSnapshot(*nowText); err != nil {
 				return err
 			}
-			if bd.cut, err = strconv.ParseUint(*cutText, 10, 64); err != nil {
-				return err
-			}
-			bd.anchored, bd.epoch = *anchored, *epoch
+			bd.cut, bd.anchored, bd.epoch = cut.Uint64, *anchored, *epoch
 			bd.top, bd.topTx, err = top.anchor()
 			return err
 		}
@@ -254,32 +262,34 @@ func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int) (boun
 		if err != nil {
 			return err
 		}
-		if top.tx == nil {
+		if !top.tx.Valid {
 			return fmt.Errorf("the event at position %d has no transaction id", e.GlobalPosition)
 		}
-		tx, err := strconv.ParseUint(*top.tx, 10, 64)
-		out = append(out, sliceEvent{e, tx})
-		return err
+		events, txs = append(events, e), append(txs, top.tx.Uint64)
+		return nil
 	})
 	switch {
 	case err != nil:
-		return bound{}, nil, translate(err)
+		return slice{}, translate(err)
 	case bd.cut == 0:
-		return bound{}, nil, fmt.Errorf("the slice bound row is missing")
+		return slice{}, fmt.Errorf("the slice bound row is missing")
 	case bd.epoch != c.epoch && !c.fresh():
 		s.learnEpoch(bd.epoch)
-		return bound{}, nil, errEpoch(c.epoch, bd.epoch)
+		return slice{}, errEpoch(c.epoch, bd.epoch)
 	case !bd.anchored:
-		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+		return slice{}, eventstore.Errorf(eventstore.CodeInvalidRequest,
 			"invalid position token: the store no longer holds the last event it had seen (position %d): the database may have "+
 				"failed over to a replica that had not received it, or been restored from a backup, or the token is from another store; "+
 				"reading on could skip events written since, so read again from the beginning", c.anchor.position)
 	case !c.b.containedIn(bd.now):
-		return bound{}, nil, eventstore.Errorf(eventstore.CodeInvalidRequest,
+		return slice{}, eventstore.Errorf(eventstore.CodeInvalidRequest,
 			"invalid position token: it is from a later point than this database has reached (from another store, or from before a restore)")
 	}
 	s.learnEpoch(bd.epoch)
-	return bd, out, nil
+	if len(txs) > n {
+		return slice{bound: bd, events: events[:given+n], txs: txs[:n], more: true}, nil
+	}
+	return slice{bound: bd, events: events, txs: txs}, nil
 }
 
 // fresh reports whether c reads from the beginning, which it may do in any
@@ -301,21 +311,20 @@ func (s *Store) learnEpoch(epoch int64) {
 
 // topRow scans the top event's columns of a bound row.
 type topRow struct {
-	tx       *string
+	tx       pgtype.Uint64
 	position pgtype.Int8
 	id       pgtype.UUID
 }
 
 // anchor returns the top event as an anchor, with its transaction id.
 func (t topRow) anchor() (anchor, uint64, error) {
-	if t.tx == nil {
+	if !t.tx.Valid {
 		return anchor{}, 0, nil
 	}
-	tx, err := strconv.ParseUint(*t.tx, 10, 64)
-	if err != nil || !t.position.Valid || t.position.Int64 <= 0 || !t.id.Valid {
-		return anchor{}, 0, fmt.Errorf("the store's last event is malformed (tx %s)", *t.tx)
+	if !t.position.Valid || t.position.Int64 <= 0 || !t.id.Valid {
+		return anchor{}, 0, fmt.Errorf("the store's last event is malformed (tx %d)", t.tx.Uint64)
 	}
-	return anchor{position: t.position.Int64, id: t.id.Bytes}, tx, nil
+	return anchor{position: t.position.Int64, id: t.id.Bytes}, t.tx.Uint64, nil
 }
 
 func u64(x uint64) string { return strconv.FormatUint(x, 10) }

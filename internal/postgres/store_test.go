@@ -347,3 +347,58 @@ func TestAPageCostsASliceNotTheBacklog(t *testing.T) {
 		tx.Rollback(ctx)
 	}
 }
+
+// countingQuerier counts the statements run through it.
+type countingQuerier struct {
+	querier
+	queries int
+}
+
+func (q *countingQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	q.queries++
+	return q.querier.Query(ctx, sql, args...)
+}
+
+// A page that ends where its slice ends learns so from the statement that
+// read it: reading a backlog page by page takes one statement a page, not
+// a second one that finds the slice empty.
+func TestAPageToTheEndOfItsSliceTakesOneStatement(t *testing.T) {
+	s := newStore(t, Options{SliceSize: 100})
+	for i := 0; i < 10; i++ {
+		storetest.MustAppend(t, s, fmt.Sprintf("Order-%d", i), eventstore.NoStream, storetest.Events(100, "e")...)
+	}
+	q := &countingQuerier{querier: s.pool}
+	c, err := decodeCursor("", "", s.epoch.Load())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read []eventstore.RecordedEvent
+	for i := 0; i < 10; i++ {
+		before := q.queries
+		events, next, err := s.readCursor(ctx, q, c, 100)
+		if err != nil || len(events) != 100 {
+			t.Fatalf("page %d: read %d events, %v", i, len(events), err)
+		}
+		// The first page also moves the cursor to the head: a statement
+		// of its own that finds nothing.
+		if want := 1 + btoi(i == 0); q.queries-before != want {
+			t.Errorf("page %d took %d statements, want %d", i, q.queries-before, want)
+		}
+		read, c = append(read, events...), next
+	}
+	for i, e := range read {
+		if e.GlobalPosition != int64(i+1) {
+			t.Fatalf("event %d has position %d", i, e.GlobalPosition)
+		}
+	}
+	if events, _, err := s.readCursor(ctx, q, c, 100); err != nil || len(events) != 0 {
+		t.Fatalf("after the backlog: %d events, %v", len(events), err)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

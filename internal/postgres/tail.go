@@ -19,7 +19,7 @@ func (s *Store) Head(ctx context.Context, category string) (eventstore.Cursor, e
 	var text string
 	var top topRow
 	if err := s.pool.QueryRow(ctx, "WITH "+topSQL+` SELECT pg_current_snapshot()::text, (SELECT epoch FROM store_meta),
-		top.tx_id::text, top.position, top.event_id FROM (SELECT) n LEFT JOIN top ON true`).
+		top.tx_id, top.position, top.event_id FROM (SELECT) n LEFT JOIN top ON true`).
 		Scan(&text, &c.epoch, &top.tx, &top.position, &top.id); err != nil {
 		return "", translate(err)
 	}
@@ -46,17 +46,17 @@ func (s *Store) ReadTail(ctx context.Context, category string, after eventstore.
 	var page eventstore.TailPage
 	movedToHead := false
 	for {
-		bd, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		sl, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events), page.Events)
 		if err != nil {
 			return eventstore.TailPage{}, err
 		}
-		addTail(&page, c, events)
-		if len(page.Events) == limit {
-			page.Next = c.at(events[len(events)-1]).encode()
+		addTail(&page, c, sl)
+		if sl.more {
+			page.Next = page.After[len(page.After)-1]
 			return page, nil
 		}
 		var moved bool
-		if c, moved = c.past(bd); moved && (len(page.Events) > 0 || movedToHead) {
+		if c, moved = c.past(sl.bound); moved && (len(page.Events) > 0 || movedToHead) || len(page.Events) == limit {
 			page.Next = c.encode()
 			return page, nil
 		}
@@ -94,17 +94,21 @@ func (s *Store) ReadBetween(ctx context.Context, category string, from, to event
 			page.Next = to
 			return page, true, nil
 		}
-		bd, events, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events))
+		sl, err := s.readSlice(ctx, s.pool, c, limit-len(page.Events), page.Events)
 		if err != nil {
 			return eventstore.TailPage{}, false, err
 		}
-		addTail(&page, c, events)
-		if len(page.Events) == limit {
-			page.Next = c.at(events[len(events)-1]).encode()
+		addTail(&page, c, sl)
+		if sl.more {
+			page.Next = page.After[len(page.After)-1]
 			return page, false, nil
 		}
-		if slice := c.b.cut(bd.cut); !slice.equal(c.b) {
-			c.a, c.after, c.afterTx, c.byPosition = slice, 0, 0, false
+		if next := c.b.cut(sl.cut); !next.equal(c.b) {
+			c.a, c.after, c.afterTx, c.byPosition = next, 0, 0, false
+			if len(page.Events) == limit {
+				page.Next = c.encode()
+				return page, false, nil
+			}
 			continue
 		}
 		page.Next = to
@@ -126,10 +130,12 @@ func (s *Store) tailCursor(category string, after eventstore.Cursor, limit int) 
 	return c, limit, err
 }
 
-// addTail appends events read from c's slice, each with the cursor after it.
-func addTail(page *eventstore.TailPage, c cursor, events []sliceEvent) {
-	for _, e := range events {
-		page.Events = append(page.Events, e.RecordedEvent)
-		page.After = append(page.After, c.at(e).encode())
+// addTail takes the events read from c's slice, and gives each the cursor
+// after it.
+func addTail(page *eventstore.TailPage, c cursor, sl slice) {
+	read := sl.events[len(page.Events):]
+	page.Events = sl.events
+	for i, e := range read {
+		page.After = append(page.After, c.at(e.GlobalPosition, sl.txs[i]).encode())
 	}
 }

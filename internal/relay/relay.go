@@ -422,8 +422,10 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 				return fmt.Errorf("read the store: %w", err)
 			}
 			cursor = got.Next
-			events, err := r.withSchemaIDs(ctx, got.Events)
-			if err != nil {
+			if batch == nil {
+				batch = make([]Event, 0, min(r.opts.BatchSize, limit*2))
+			}
+			if batch, err = r.withSchemaIDs(ctx, batch, got.Events); err != nil {
 				return err
 			}
 			read := 0
@@ -434,7 +436,6 @@ func (r *Relay) readAhead(ctx context.Context, cursor eventstore.Cursor, pages c
 				r.learnSize(read / len(got.Events))
 			}
 			bytes += read
-			batch = append(batch, events...)
 			if len(got.Events) < limit {
 				break // caught up
 			}
@@ -510,16 +511,22 @@ func EventBytes(e eventstore.RecordedEvent) int {
 	return n
 }
 
-func (r *Relay) withSchemaIDs(ctx context.Context, stored []eventstore.RecordedEvent) ([]Event, error) {
-	events := make([]Event, len(stored))
+// withSchemaIDs appends stored to batch with their schemas' registry ids,
+// looked up once for each run of events of one schema.
+func (r *Relay) withSchemaIDs(ctx context.Context, batch []Event, stored []eventstore.RecordedEvent) ([]Event, error) {
+	var fp eventstore.Fingerprint
+	id := 0
 	for i, e := range stored {
-		id, err := r.schemas.SchemaID(ctx, e.Schema)
-		if err != nil {
-			return nil, fmt.Errorf("the registry id of event %s (%s@%d): %w", e.ID, e.StreamID, e.Version, err)
+		if i == 0 || e.Schema != fp {
+			var err error
+			if id, err = r.schemas.SchemaID(ctx, e.Schema); err != nil {
+				return nil, fmt.Errorf("the registry id of event %s (%s@%d): %w", e.ID, e.StreamID, e.Version, err)
+			}
+			fp = e.Schema
 		}
-		events[i] = Event{RecordedEvent: e, SchemaID: id}
+		batch = append(batch, Event{RecordedEvent: e, SchemaID: id})
 	}
-	return events, nil
+	return batch, nil
 }
 
 func (r *Relay) published(events []Event, start time.Time) {
