@@ -45,21 +45,16 @@ import (
 // still holds the cursor's anchor with an id its snapshot b does not pass
 // (see anchor); the store's epoch, which another process may have moved
 // on (writer migrate --rebaseline) since this one loaded it; and the
-// event of the highest transaction id, the next anchor. The cut is the same on every read of the
-// cursor, because it counts only rows visible in b. Rows visible in the
-// cut are those visible in b with tx_id below it, and both branches of the
-// OR are below it (xip(a) lies below xmax(a), which the cut is not below);
-// saying so again outside the OR would let the planner scan the range from
-// its start up to the cut. "position + 0" keeps the
-// planner from walking the position index, which would start at the
-// slice's lowest position and could cross most of the table: the rows come
-// by the tx_id index instead, and a slice is small to sort. A category read
-// repeats the category in both branches of the OR, so that both can use
-// the (category, tx_id) index rather than every row of the category.
+// event of the highest transaction id, the next anchor. The cut is the
+// same on every read of the cursor, because it counts only rows visible
+// in b. Rows visible in the cut are those visible in b with tx_id below
+// it. The events follow, from the rows statement (%[2]s), in its order
+// (%[3]s). A category read ($13, or $12 by position) names the category
+// in every part, so that each can use the (category, tx_id) index.
 //
 // $1 xmax(a), $2 xmax(b), $3 b, $4 sliceSize, $5 xip(a), $6 a, $7 after,
 // $8 limit, $9 and $10 the anchor's position and event id, $11 xmax(b) - 1,
-// $12 the category.
+// $12 the last event's transaction id.
 const readSliceSQL = `WITH cut AS MATERIALIZED (
 	SELECT pg_current_snapshot()::text AS now,
 		slice_end($1::xid8, $2::xid8, $3::pg_snapshot, $4 %[1]s) AS x,
@@ -72,34 +67,44 @@ SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::big
 	now, x, anchored, epoch, top.tx_id, top.position, top.event_id
 FROM cut LEFT JOIN top ON true
 UNION ALL (
-SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, e.tx_id, NULL, NULL FROM (
-	SELECT ` + eventColumns + `, e.tx_id FROM events e, cut
-	WHERE (%[2]s e.tx_id >= %[4]s AND e.tx_id < cut.x OR %[2]s e.tx_id = ANY($5::xid8[]) %[5]s)
+SELECT ` + eventColumns + `, NULL, NULL, NULL, NULL, e.tx_id, NULL, NULL FROM (%[2]s) e
+ORDER BY %[3]s LIMIT $8)`
+
+// byTxRows reads a slice in (transaction id, position) order, so that a
+// transaction's events are read together, from after the cursor's event
+// (of transaction $12, at position $7). The rows of transactions from
+// xmax(a) on and those of xip(a), which lie below xmax(a), are read apart:
+// the first walk the tx_id index in order from the cursor's transaction,
+// bounded by the cut (a value the planner takes from an InitPlan, so that
+// it bounds the index scan), and stop at the limit, so that a page costs
+// about a page of rows however large the batch behind it — a backlog of
+// millions after a cursor reads as fast as the head; the second are few,
+// and $5 holds only those from the cursor's transaction on, so that the
+// index is probed for each and not scanned from $12. Rows of $12 up to
+// the cursor's position are passed over by a filter ("position + 0" keeps
+// it from looking like an index condition).
+const byTxRows = `(SELECT ` + eventColumns + `, e.tx_id FROM events e
+	WHERE %[1]s e.tx_id >= greatest($1::xid8, $12::xid8) AND e.tx_id < (SELECT x FROM cut)
+	  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
+	  AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7)
+	ORDER BY e.tx_id, e.position LIMIT $8)
+	UNION ALL
+	(SELECT ` + eventColumns + `, e.tx_id FROM events e
+	WHERE %[1]s e.tx_id = ANY($5::xid8[])
 	  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
 	  AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
-	  %[3]s OFFSET 0) e
-ORDER BY %[6]s LIMIT $8)`
+	  AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7))`
 
-// The order of a slice, and where a cursor in it resumes: by transaction
-// id, then position, so that a transaction's events are read together; or,
-// for a cursor of an earlier format in the middle of a slice, by position,
-// the order it began the slice in. $12 is the last event's transaction id.
-//
-// Read by transaction id, both branches of the OR start at $12, so that
-// the planner sees a range bounded at both ends; the filter that drops the
-// rows of $12 up to the cursor's position is written so that no index can
-// serve it, and the order is taken outside a subquery that OFFSET 0 keeps
-// whole: a generic plan would otherwise scan an index in order from $12
-// (or, for the rows of xip(a), from its start) to its end. The rows of a
-// slice are few, and two plain keys sort fast.
-const (
-	byTxFilter       = `AND (e.tx_id <> $12::xid8 OR e.position + 0 > $7)`
-	byTxOrder        = `e.tx_id, e.position`
-	byTxFrom         = `greatest($1::xid8, $12::xid8)`
-	byTxXip          = `AND e.tx_id >= $12::xid8`
-	byPositionFilter = `AND e.position + 0 > $7`
-	byPositionOrder  = `e.position`
-)
+// byPositionRows reads the rest of a slice by position, for a cursor of
+// an earlier format in the middle of it: the order it began the slice in.
+// The order is taken outside the subquery, and "position + 0" keeps the
+// planner from walking the position index, which would start at the
+// slice's lowest position and could cross most of the table.
+const byPositionRows = `SELECT ` + eventColumns + `, e.tx_id FROM events e, cut
+	WHERE (%[1]s e.tx_id >= $1::xid8 AND e.tx_id < cut.x OR %[1]s e.tx_id = ANY($5::xid8[]))
+	  AND pg_visible_in_snapshot(e.tx_id, $3::pg_snapshot)
+	  AND NOT pg_visible_in_snapshot(e.tx_id, $6::pg_snapshot)
+	  AND e.position + 0 > $7 OFFSET 0`
 
 // topSQL is the event of the highest transaction id, by the tx_id index:
 // any event of that transaction serves as an anchor.
@@ -108,10 +113,10 @@ const topSQL = `top AS MATERIALIZED (SELECT tx_id, position, event_id FROM event
 // readSliceSQLs holds the four statements: for $all or a category ($13,
 // or $12 by position), in either order.
 var readSliceSQLs = map[[2]bool]string{
-	{false, false}: fmt.Sprintf(readSliceSQL, "", "", byTxFilter, byTxFrom, byTxXip, byTxOrder),
-	{false, true}:  fmt.Sprintf(readSliceSQL, "", "", byPositionFilter, "$1::xid8", "", byPositionOrder),
-	{true, false}:  fmt.Sprintf(readSliceSQL, ", $13", "e.category = $13 AND", byTxFilter, byTxFrom, byTxXip, byTxOrder),
-	{true, true}:   fmt.Sprintf(readSliceSQL, ", $12", "e.category = $12 AND", byPositionFilter, "$1::xid8", "", byPositionOrder),
+	{false, false}: fmt.Sprintf(readSliceSQL, "", fmt.Sprintf(byTxRows, ""), "e.tx_id, e.position"),
+	{false, true}:  fmt.Sprintf(readSliceSQL, "", fmt.Sprintf(byPositionRows, ""), "e.position"),
+	{true, false}:  fmt.Sprintf(readSliceSQL, ", $13", fmt.Sprintf(byTxRows, "e.category = $13 AND"), "e.tx_id, e.position"),
+	{true, true}:   fmt.Sprintf(readSliceSQL, ", $12", fmt.Sprintf(byPositionRows, "e.category = $12 AND"), "e.position"),
 }
 
 // ReadAll implements eventstore.Store.
@@ -223,7 +228,11 @@ func (c cursor) at(position int64, tx uint64) cursor {
 // a read that returns nothing. It refuses a cursor whose snapshot the
 // server has not reached, and one whose anchor it no longer holds.
 func (s *Store) readSlice(ctx context.Context, q querier, c cursor, n int, events []eventstore.RecordedEvent) (slice, error) {
-	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, c.a.xipText(), c.a.String(), c.after, n + 1,
+	xip := c.a.xipText()
+	if !c.byPosition {
+		xip = c.a.xipFrom(c.afterTx) // those before the cursor's transaction are read
+	}
+	args := []any{u64(c.a.xmax), u64(c.b.xmax), c.b.String(), s.sliceSize, xip, c.a.String(), c.after, n + 1,
 		c.anchor.position, pgtype.UUID{Bytes: c.anchor.id, Valid: true}, u64(c.b.xmax - 1)}
 	if !c.byPosition {
 		args = append(args, u64(c.afterTx))

@@ -79,10 +79,15 @@ func (s snapshot) String() string {
 }
 
 // xipText returns the running transactions as text, for a $n::text[] argument.
-func (s snapshot) xipText() []string {
-	out := make([]string, len(s.xip))
-	for i, x := range s.xip {
-		out[i] = strconv.FormatUint(x, 10)
+func (s snapshot) xipText() []string { return s.xipFrom(0) }
+
+// xipFrom returns the running transactions from tx on, as xipText does.
+func (s snapshot) xipFrom(tx uint64) []string {
+	out := make([]string, 0, len(s.xip))
+	for _, x := range s.xip {
+		if x >= tx {
+			out = append(out, strconv.FormatUint(x, 10))
+		}
 	}
 	return out
 }
