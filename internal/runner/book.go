@@ -261,11 +261,16 @@ func (b book) offsets(ctx context.Context, q querier, t target, topics []string)
 	return out, err
 }
 
-// claimSQL moves a partition's stored offset from $5 (-1: none stored
-// yet) to $6, adding $7 to its applied count — only if it is still at $5
-// and the target generation still is what the runner thinks. No row
-// returned means a conflict: another worker moved the offset, a rebuild
-// was swapped in, or the projection halted.
+// claimSQL moves partitions' stored offsets, and stores streams' last
+// applied versions, in one statement (one round trip, one plan, one lock
+// of the projection's row).
+//
+// The claims: partition ($3, $4)'s stored offset moves from $5 (-1: none
+// stored yet) to $6, adding $7 to its applied count — only if it is still
+// at $5 and the target generation still is what the runner thinks. The
+// first column of the row whose stream is NULL counts the claims made:
+// fewer than asked means a conflict: another worker moved an offset, a
+// rebuild was swapped in, or the projection halted.
 //
 // It locks the projection's row, which serializes it with what changes
 // the row. A live claim locks it FOR SHARE: a halt or a swap waits for
@@ -273,16 +278,53 @@ func (b book) offsets(ctx context.Context, q querier, t target, topics []string)
 // it FOR KEY SHARE: a restart of the rebuild (FOR UPDATE) excludes it,
 // but not the lock a swap holds (FOR NO KEY UPDATE) while it catches the
 // build up with the serving generation, whose own claims that lock holds
-// back (see Runner.swap).
+// back (see Runner.swap). Every change below reads the locked row first,
+// so the lock comes before them.
+//
+// The versions: $10 are stored as the last applied of streams $8, and the
+// other rows return those whose stored version (0 for none) was not $9,
+// with it. Both parts see the versions as they were before the statement.
+// One index probe per stream, by a scalar subquery: "stream_id = ANY($8)"
+// or a join, even a lateral one, would read like one, but a generic plan
+// (which pgx's prepared statements get after five runs) may scan the
+// projection's every stream and match them to the batch's, making each
+// batch as slow as the read model is large.
 const claimSQL = `WITH p AS (
 	SELECT 1 FROM %[1]s.projections WHERE name = $1 AND %[2]s %[3]s
+),
+c AS (
+	SELECT * FROM unnest($3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[])
+		AS c(topic, partition, from_offset, next_offset, applied)
+),
+moved AS (
+	UPDATE %[1]s.projection_offsets AS o
+	SET next_offset = c.next_offset, applied = o.applied + c.applied, updated_at = now()
+	FROM c, p
+	WHERE o.projection = $1 AND o.generation = $2 AND o.topic = c.topic AND o.partition = c.partition
+		AND o.next_offset = c.from_offset
+	RETURNING 1
+),
+added AS (
+	INSERT INTO %[1]s.projection_offsets (projection, generation, topic, partition, next_offset, applied)
+	SELECT $1, $2, c.topic, c.partition, c.next_offset, c.applied FROM c, p WHERE c.from_offset = -1
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+),
+u AS (
+	SELECT * FROM unnest($8::text[], $9::bigint[], $10::bigint[]) AS u(stream_id, expected, version)
+),
+stored AS (
+	SELECT u.stream_id, u.expected, coalesce((SELECT version FROM %[1]s.projection_streams
+		WHERE projection = $1 AND generation = $2 AND stream_id = u.stream_id), 0) AS version FROM u
+),
+saved AS (
+	INSERT INTO %[1]s.projection_streams (projection, generation, stream_id, version)
+	SELECT $1, $2, u.stream_id, u.version FROM u, p
+	ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = excluded.version
 )
-INSERT INTO %[1]s.projection_offsets AS o (projection, generation, topic, partition, next_offset, applied)
-SELECT $1, $2, $3, $4, $6, $7 FROM p
-ON CONFLICT (projection, generation, topic, partition) DO UPDATE
-SET next_offset = excluded.next_offset, applied = o.applied + excluded.applied, updated_at = now()
-WHERE o.next_offset = $5
-RETURNING 1`
+SELECT NULL, (SELECT count(*) FROM moved) + (SELECT count(*) FROM added)
+UNION ALL
+SELECT stream_id, version FROM stored WHERE version <> expected`
 
 func (b book) claimSQL(t target) string {
 	cond, lock := "generation = $2 AND state = 'running'", "FOR SHARE"
@@ -303,77 +345,52 @@ type claim struct {
 	applied   int64
 }
 
-// claim runs claimSQL in tx.
+// claim runs claimSQL in tx, for one partition and no stream.
 func (b book) claim(ctx context.Context, tx pgx.Tx, t target, topic string, partition int32, from, to, applied int64) error {
 	_, err := b.claimAll(ctx, tx, t, []claim{{topic, partition, from, to, applied}}, nil, nil, nil)
 	return err
 }
 
 // claimAll makes the claims, and stores versions as the last applied of
-// streams if they are at expected, all in one round trip. It returns
-// errConflict if a claim fails, and the versions stored of the streams
-// that are not at expected — then the transaction must be rolled back.
+// streams if they are at expected, in one statement (claimSQL). It
+// returns errConflict if a claim fails, and the versions stored of the
+// streams that are not at expected — then the transaction must be rolled
+// back.
 func (b book) claimAll(ctx context.Context, tx pgx.Tx, t target, claims []claim, streams []string, expected, versions []int64) (stale map[string]int64, err error) {
-	var batch pgx.Batch
-	sql := b.claimSQL(t)
-	for _, c := range claims {
-		batch.Queue(sql, t.projection, t.generation, c.topic, c.partition, c.from, c.to, c.applied)
+	n := len(claims)
+	topics, partitions := make([]string, n), make([]int32, n)
+	from, to, applied := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, c := range claims {
+		topics[i], partitions[i], from[i], to[i], applied[i] = c.topic, c.partition, c.from, c.to, c.applied
 	}
-	if len(streams) > 0 {
-		batch.Queue(checkVersionsSQL(b.schema), t.projection, t.generation, streams, expected, versions)
+	if streams == nil {
+		streams, expected, versions = []string{}, []int64{}, []int64{}
 	}
-	results := tx.SendBatch(ctx, &batch)
-	defer results.Close()
-	for range claims {
-		tag, err := results.Exec()
-		if err != nil {
-			return nil, err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil, errConflict
-		}
+	rows, err := tx.Query(ctx, b.claimSQL(t), t.projection, t.generation, topics, partitions, from, to, applied,
+		streams, expected, versions)
+	if err != nil {
+		return nil, err
 	}
-	if len(streams) > 0 {
-		rows, err := results.Query()
-		if err != nil {
-			return nil, err
-		}
-		var s string
-		var v int64
-		_, err = pgx.ForEachRow(rows, []any{&s, &v}, func() error {
-			if stale == nil {
-				stale = map[string]int64{}
-			}
-			stale[s] = v
+	var stream *string
+	var v, claimed int64
+	_, err = pgx.ForEachRow(rows, []any{&stream, &v}, func() error {
+		if stream == nil {
+			claimed = v
 			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
+		if stale == nil {
+			stale = map[string]int64{}
+		}
+		stale[*stream] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return stale, results.Close()
-}
-
-// checkVersionsSQL stores $5 as the last applied versions of streams $3,
-// and returns those whose stored version (0 for none) was not $4, with
-// it. Both parts see the versions as they were before the statement. One
-// index probe per stream, by a scalar subquery: "stream_id = ANY($3)" or a
-// join, even a lateral one, would read like one, but a generic plan (which
-// pgx's prepared statements get after five runs) may scan the projection's
-// every stream and match them to the batch's, making each batch as slow
-// as the read model is large.
-func checkVersionsSQL(schema string) string {
-	return `WITH u AS (SELECT * FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS u(stream_id, expected, version)),
-	stored AS (
-		SELECT u.stream_id, u.expected, coalesce((SELECT version FROM ` + schema + `.projection_streams
-			WHERE projection = $1 AND generation = $2 AND stream_id = u.stream_id), 0) AS version FROM u
-	),
-	saved AS (
-		INSERT INTO ` + schema + `.projection_streams (projection, generation, stream_id, version)
-		SELECT $1, $2, stream_id, version FROM u
-		ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = excluded.version
-	)
-	SELECT stream_id, version FROM stored WHERE version <> expected`
+	if claimed != int64(n) {
+		return nil, errConflict
+	}
+	return stale, nil
 }
 
 // saveVersions stores the last applied versions of streams.

@@ -515,10 +515,48 @@ func TestStreamVersionsAreLookedUpStreamByStream(t *testing.T) {
 	f.exec(`INSERT INTO projection_streams (projection, generation, stream_id, version)
 		SELECT 'p', 1, 'Order-' || i, 1 FROM generate_series(1, 20000) AS i`)
 	streams := []string{"Order-7", "Order-70", "Order-new"}
-	if n := f.projectionStreamsRead(checkVersionsSQL(f.b.schema), "p", int64(1), streams, []int64{1, 1, 0}, []int64{2, 2, 1}); n > len(streams) {
+	if n := f.projectionStreamsRead(f.b.claimSQL(liveTarget(1)), "p", int64(1), []string{bookTopic}, []int32{0}, []int64{-1}, []int64{1}, []int64{1},
+		streams, []int64{1, 1, 0}, []int64{2, 2, 1}); n > len(streams) {
 		t.Errorf("checking the versions of %d streams read %d rows of projection_streams, want at most %d", len(streams), n, len(streams))
 	}
 	if n := f.projectionStreamsRead(appliedSQL(f.b.schema), "p", streams); n > len(streams) {
 		t.Errorf("reading the applied versions of %d streams read %d rows of projection_streams, want at most %d", len(streams), n, len(streams))
+	}
+}
+
+// One statement claims a poll's partitions and stores its streams'
+// versions: every claim must hold, or the whole is a conflict.
+func TestClaimingSeveralPartitionsAtOnceHoldsOnlyIfEveryClaimDoes(t *testing.T) {
+	f := newBookFixture(t)
+	ctx := context.Background()
+	claimAll := func(claims []claim, streams []string, expected, versions []int64) (map[string]int64, error) {
+		var stale map[string]int64
+		err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) (err error) {
+			stale, err = f.b.claimAll(ctx, tx, liveTarget(1), claims, streams, expected, versions)
+			return err
+		})
+		return stale, err
+	}
+	stale, err := claimAll([]claim{{bookTopic, 0, 10, 20, 10}, {bookTopic, 1, -1, 5, 5}}, []string{"Order-a", "Order-b"}, []int64{0, 0}, []int64{3, 2})
+	if err != nil || stale != nil {
+		t.Fatalf("claimAll(partitions 0 and 1) = %v, %v, want no stale stream and nil", stale, err)
+	}
+	if diff := cmp.Diff([]string{"1/0: next=20 applied=20", "1/1: next=5 applied=5"}, f.offsets()); diff != "" {
+		t.Errorf("offsets after the claims (-want +got):\n%s", diff)
+	}
+	for name, claims := range map[string][]claim{
+		"an offset moved":         {{bookTopic, 0, 20, 30, 10}, {bookTopic, 1, 4, 6, 1}},
+		"an offset already there": {{bookTopic, 0, 20, 30, 10}, {bookTopic, 1, -1, 6, 1}},
+	} {
+		if _, err := claimAll(claims, nil, nil, nil); !errors.Is(err, errConflict) {
+			t.Errorf("claimAll with %s = %v, want errConflict", name, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"1/0: next=20 applied=20", "1/1: next=5 applied=5"}, f.offsets()); diff != "" {
+		t.Errorf("offsets after the conflicts (-want +got):\n%s", diff)
+	}
+	stale, err = claimAll([]claim{{bookTopic, 0, 20, 30, 10}}, []string{"Order-a", "Order-b", "Order-c"}, []int64{3, 1, 0}, []int64{4, 3, 1})
+	if diff := cmp.Diff(map[string]int64{"Order-b": 2}, stale); err != nil || diff != "" {
+		t.Errorf("claimAll with Order-b not at the version expected = %v (stale -want +got:\n%s)", err, diff)
 	}
 }

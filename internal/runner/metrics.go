@@ -93,8 +93,8 @@ func (m *metrics) committed(events []projection.Event, duplicates int, took time
 	if len(events) > 0 {
 		m.events.WithLabelValues(m.name, "applied").Add(float64(len(events)))
 		now := time.Now()
-		for _, e := range events {
-			m.delay.Observe(now.Sub(e.RecordedAt).Seconds())
+		for i := range events {
+			m.delay.Observe(now.Sub(events[i].RecordedAt).Seconds())
 		}
 	}
 	if duplicates > 0 {

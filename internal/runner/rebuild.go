@@ -240,23 +240,17 @@ func (r *Runner) applyUpTo(ctx context.Context, pool *pgxpool.Pool, t target, to
 		return err
 	}
 	defer c.Close()
-	for !finished {
-		batches, err := c.Poll(ctx)
-		if err != nil {
-			return err
-		}
-		if err := a.applyAll(ctx, batches); err != nil {
-			if errors.Is(err, errConflict) {
-				return fmt.Errorf("the rebuild's offsets moved under it (another rebuild of %s?): %w", r.p.Name, err)
-			}
-			return err
-		}
+	err = a.consume(ctx, c, func() bool {
 		n, finished = done()
 		if report != nil {
 			report(n, total, finished)
 		}
+		return finished
+	})
+	if errors.Is(err, errConflict) {
+		return fmt.Errorf("the rebuild's offsets moved under it (another rebuild of %s?): %w", r.p.Name, err)
 	}
-	return nil
+	return err
 }
 
 // behind returns the next offsets of the partitions where generation

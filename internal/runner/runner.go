@@ -294,17 +294,108 @@ func (r *Runner) session(ctx context.Context, t target) error {
 	}
 	defer c.Close()
 	r.log.Info("consuming", "group", r.opts.GroupPrefix+r.p.Name, "generation", t.generation)
-	for {
-		batches, err := c.Poll(ctx)
-		if err != nil {
-			return err
+	return a.consume(ctx, c, func() bool { return false })
+}
+
+// releaseEvery bounds how long consume keeps rebalances waiting while it
+// polls ahead.
+const releaseEvery = time.Second
+
+// consume polls c and applies each poll's records (applyAll) until done,
+// asked after each poll's commit, says so, or a poll or a commit fails.
+//
+// While a poll's records commit, it already polls and decodes the next
+// ones, so that reading and decoding overlap with the database's work —
+// but only when the partitions in hand have more records to give (see
+// more), so that the poll ahead returns soon. Rebalances still happen
+// only between batches: c is released only when nothing is in hand,
+// after a commit with no poll ahead, which consume makes at least every
+// releaseEvery. (Were a rebalance to slip in anyway, the claims keep the
+// commits exactly once: a partition taken away is dropped from what is
+// in hand, or its claim fails.)
+func (a *applier) consume(ctx context.Context, c Consumer, done func() bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var ahead chan polled
+	defer func() {
+		cancel()
+		if ahead != nil {
+			<-ahead // what it read goes with c, which the caller closes
 		}
-		err = a.applyAll(ctx, batches)
-		c.Release()
-		if err != nil {
+	}()
+	released := time.Now()
+	for {
+		var next polled
+		if ahead != nil {
+			next, ahead = <-ahead, nil
+		} else {
+			next = a.poll(ctx, c)
+		}
+		if next.err != nil {
+			return next.err
+		}
+		if !next.failed && more(next.batches) && time.Since(released) < releaseEvery {
+			ahead = make(chan polled, 1)
+			go func() { ahead <- a.poll(ctx, c) }()
+		}
+		err := a.applyAll(ctx, next)
+		if ahead == nil {
+			c.Release()
+			released = time.Now()
+		}
+		if err != nil || done() {
 			return err
 		}
 	}
+}
+
+// more reports whether a partition of batches had records past the last
+// it gave: then a poll returns soon.
+func more(batches []Batch) bool {
+	for _, b := range batches {
+		if n := len(b.Records); n > 0 && b.End > b.Records[n-1].Offset+1 {
+			return true
+		}
+	}
+	return false
+}
+
+// polled is what one poll gave: its batches, the records of each decoded
+// as far as they could be ahead of their commit, or the poll's error.
+type polled struct {
+	batches []Batch
+	dec     [][]decoded // per batch, per record
+	// failed is whether a record failed to decode: the commit decodes
+	// those after it, and no poll ahead may decode later records first.
+	failed bool
+	err    error
+}
+
+// poll polls c and decodes the records, in order, up to the first that
+// fails: commit decodes the rest, and reports the failure. In order,
+// because decoding a subject's erasure makes the decoder forget its key.
+func (a *applier) poll(ctx context.Context, c Consumer) polled {
+	batches, err := c.Poll(ctx)
+	if err != nil {
+		return polled{err: err}
+	}
+	p := polled{batches: batches, dec: make([][]decoded, len(batches))}
+	failed := false
+	for i, b := range batches {
+		p.dec[i] = make([]decoded, len(b.Records))
+		for j, rec := range b.Records {
+			if failed || rec.Control {
+				continue
+			}
+			e, err := a.decode(ctx, rec)
+			if err != nil {
+				failed = true
+				continue
+			}
+			p.dec[i][j] = decoded{ok: true, event: e}
+		}
+	}
+	p.failed = failed
+	return p
 }
 
 func (r *Runner) sleep(ctx context.Context, failures int) {
@@ -482,10 +573,10 @@ type part struct {
 // partition's batch on its own (apply). One transaction a poll, not one a
 // partition, is what keeps a worker quick when many partitions each bring
 // a few events.
-func (a *applier) applyAll(ctx context.Context, batches []Batch) error {
+func (a *applier) applyAll(ctx context.Context, in polled) error {
 	var parts []part
-	for _, b := range batches {
-		if p, ok := a.part(b); ok {
+	for i, b := range in.batches {
+		if p, ok := a.part(b, in.dec[i]); ok {
 			parts = append(parts, p)
 		}
 	}
@@ -516,18 +607,19 @@ func (a *applier) applyAll(ctx context.Context, batches []Batch) error {
 	return nil
 }
 
-// part returns what is left to apply of b: nothing when the partition is
-// not this worker's any more, or was applied up to its end.
-func (a *applier) part(b Batch) (part, bool) {
+// part returns what is left to apply of b, whose records dec decodes:
+// nothing when the partition is not this worker's any more, or was
+// applied up to its end.
+func (a *applier) part(b Batch, dec []decoded) (part, bool) {
 	st := a.state(b.Topic, b.Partition)
 	if st == nil {
 		return part{}, false // not ours (any more)
 	}
 	recs := b.Records
 	for len(recs) > 0 && recs[0].Offset < st.next {
-		recs = recs[1:] // applied before
+		recs, dec = recs[1:], dec[1:] // applied before
 	}
-	return part{b: b, st: st, recs: recs, dec: make([]decoded, len(recs))}, len(recs) > 0
+	return part{b: b, st: st, recs: recs, dec: dec}, len(recs) > 0
 }
 
 // apply applies one partition's batch: as a whole while that works, then,
@@ -744,9 +836,14 @@ type guarded struct {
 func (a *applier) guard(parts []part) guarded {
 	var g guarded
 	g.changed = make([]map[string]int64, len(parts))
+	n := 0
+	for _, p := range parts {
+		n += len(p.recs)
+	}
+	g.events = make([]projection.Event, 0, n)
 	for j, p := range parts {
-		changed := map[string]int64{}
-		before := map[string]int64{}
+		changed := make(map[string]int64, len(p.recs))
+		before := make(map[string]int64, len(p.recs))
 		n := len(g.events)
 		for i := range p.recs {
 			if !p.dec[i].ok {
