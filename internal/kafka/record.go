@@ -179,27 +179,56 @@ func ParseRecord(r *kgo.Record) (Message, error) {
 		return m, fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
 	m.SchemaID, m.Data = id, data
-	h := map[string]string{}
+	// The headers by name, the last of a name counting, as a map of them
+	// would have it; one pass, and a string made only of what is kept.
+	var idText, version, position, at, custom []byte
+	md := &m.Metadata
 	for _, hd := range r.Headers {
-		h[hd.Key] = string(hd.Value)
+		v := hd.Value
+		switch hd.Key {
+		case HeaderID:
+			idText = v
+		case HeaderStreamVersion:
+			version = v
+		case HeaderGlobalPosition:
+			position = v
+		case HeaderTime:
+			at = v
+		case HeaderCustom:
+			custom = v
+		case HeaderType:
+			m.Type = string(v)
+		case HeaderSource:
+			m.Source = string(v)
+		case HeaderCorrelationID:
+			md.CorrelationID = string(v)
+		case HeaderCausationID:
+			md.CausationID = string(v)
+		case HeaderUserID:
+			md.UserID = string(v)
+		case HeaderTenantID:
+			md.TenantID = string(v)
+		case HeaderDataSubject:
+			md.DataSubject = string(v)
+		case HeaderTraceParent:
+			md.TraceParent = string(v)
+		case HeaderTraceState:
+			md.TraceState = string(v)
+		}
 	}
-	if m.ID, err = eventstore.ParseUUID(h[HeaderID]); err != nil {
+	if m.ID, err = eventstore.ParseUUID(string(idText)); err != nil {
 		return m, fmt.Errorf("%s/%d@%d: %s: %w", r.Topic, r.Partition, r.Offset, HeaderID, err)
 	}
 	if m.StreamID, err = eventstore.ParseStreamID(string(r.Key)); err != nil {
 		return m, fmt.Errorf("%s/%d@%d: key: %w", r.Topic, r.Partition, r.Offset, err)
 	}
-	if m.Version, err = strconv.ParseInt(h[HeaderStreamVersion], 10, 64); err != nil {
+	if m.Version, err = strconv.ParseInt(string(version), 10, 64); err != nil {
 		return m, fmt.Errorf("%s/%d@%d: %s: %w", r.Topic, r.Partition, r.Offset, HeaderStreamVersion, err)
 	}
-	m.GlobalPosition, _ = strconv.ParseInt(h[HeaderGlobalPosition], 10, 64)
-	m.RecordedAt, _ = time.Parse(time.RFC3339Nano, h[HeaderTime])
-	m.Type, m.Source = h[HeaderType], h[HeaderSource]
-	m.Metadata = eventstore.Metadata{CorrelationID: h[HeaderCorrelationID], CausationID: h[HeaderCausationID],
-		UserID: h[HeaderUserID], TenantID: h[HeaderTenantID], DataSubject: h[HeaderDataSubject],
-		TraceParent: h[HeaderTraceParent], TraceState: h[HeaderTraceState]}
-	if c := h[HeaderCustom]; c != "" {
-		if err := json.Unmarshal([]byte(c), &m.Metadata.Custom); err != nil {
+	m.GlobalPosition, _ = strconv.ParseInt(string(position), 10, 64)
+	m.RecordedAt, _ = time.Parse(time.RFC3339Nano, string(at))
+	if len(custom) > 0 {
+		if err := json.Unmarshal(custom, &md.Custom); err != nil {
 			return m, fmt.Errorf("%s/%d@%d: %s: %w", r.Topic, r.Partition, r.Offset, HeaderCustom, err)
 		}
 	}

@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"encoding/binary"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-events/strata/internal/eventstore"
 )
@@ -59,6 +62,39 @@ func TestParseWireRefusesOtherFormats(t *testing.T) {
 	for _, v := range [][]byte{nil, {0, 0, 0}, {1, 0, 0, 0, 5, 9}} {
 		if _, _, err := ParseWire(v); err == nil {
 			t.Errorf("ParseWire(%x) accepted it", v)
+		}
+	}
+}
+
+// The records of one Records share buffers that grow as records are
+// added: each record must still read as its own event after the others.
+func TestRecordsOfABatchStayTheirOwn(t *testing.T) {
+	c := Config{TopicPrefix: "events.", StoreName: "shop"}
+	b := NewRecords(1, 10) // far too small: the buffers grow many times
+	var events []eventstore.RecordedEvent
+	var records []*kgo.Record
+	for i := range 50 {
+		e := eventstore.RecordedEvent{
+			ID: eventstore.NewUUIDv7(), StreamID: eventstore.MustParseStreamID(fmt.Sprintf("Order-%d", i)), Type: fmt.Sprintf("T%d", i),
+			Version: int64(i + 1), GlobalPosition: int64(100 + i), RecordedAt: time.Date(2026, 1, 2, 3, 4, i, 0, time.UTC),
+			Data: []byte(strings.Repeat("x", i)), Metadata: eventstore.Metadata{CorrelationID: fmt.Sprintf("c-%d", i)},
+		}
+		if i%7 == 0 {
+			e.Metadata.Custom = map[string]string{"i": fmt.Sprint(i)}
+		}
+		events = append(events, e)
+		records = append(records, b.Add(c.Topic("Order"), e, c.StoreName, i, 12))
+	}
+	for i, r := range records {
+		m, err := ParseRecord(r)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if diff := cmp.Diff(events[i], m.RecordedEvent, cmp.Comparer(func(a, b eventstore.StreamID) bool { return a == b })); diff != "" {
+			t.Errorf("record %d (-want +got):\n%s", i, diff)
+		}
+		if m.SchemaID != i || r.Partition != Partition(r.Key, 12) {
+			t.Errorf("record %d: schema id %d, partition %d", i, m.SchemaID, r.Partition)
 		}
 	}
 }
