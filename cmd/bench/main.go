@@ -31,9 +31,14 @@ type benchConfig struct {
 	rounds   int
 	fill     int
 	only     []string
+
+	largeFill int
 }
 
-var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector", "scavenge", "snapshot"}
+var groups = []string{"append", "read", "full", "avro", "http", "relay", "latency", "subscribe", "projector", "scavenge", "snapshot", "scale", "rebuild"}
+
+// optionalGroups run only when -only names them: they take long.
+var optionalGroups = []string{"large"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -56,13 +61,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds of each comparison, alternating ours and the baseline")
 	fs.IntVar(&cfg.fill, "fill", 5_000_000, "events stored before the full-store comparison")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process to this file")
-	fs.StringVar(&only, "only", strings.Join(groups, ","), "comma-separated groups to run: "+strings.Join(groups, ", "))
+	fs.IntVar(&cfg.largeFill, "large-fill", 50_000_000, "events stored in the large group's store")
+	fs.StringVar(&only, "only", strings.Join(groups, ","), "comma-separated groups to run: "+strings.Join(groups, ", ")+
+		"; and, not run by default, "+strings.Join(optionalGroups, ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	for _, g := range strings.Split(only, ",") {
-		if !slices.Contains(groups, g) {
-			return fmt.Errorf("unknown group %q; groups are %s", g, strings.Join(groups, ", "))
+		if !slices.Contains(groups, g) && !slices.Contains(optionalGroups, g) {
+			return fmt.Errorf("unknown group %q; groups are %s", g, strings.Join(slices.Concat(groups, optionalGroups), ", "))
 		}
 		cfg.only = append(cfg.only, g)
 	}
@@ -108,6 +115,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"projector": benchProjector,
 		"scavenge":  benchScavenge,
 		"snapshot":  benchSnapshots,
+		"scale":     benchScale,
+		"large":     benchLarge,
+		"rebuild":   benchRebuild,
 	}
 	for _, g := range cfg.only {
 		fmt.Fprintf(stderr, "%s:\n", g)

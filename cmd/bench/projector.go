@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +25,6 @@ import (
 	"github.com/strata-events/strata/internal/harness"
 	"github.com/strata-events/strata/internal/kafka"
 	"github.com/strata-events/strata/internal/orders"
-	"github.com/strata-events/strata/internal/personal"
 	"github.com/strata-events/strata/internal/postgres"
 	"github.com/strata-events/strata/internal/registry"
 	"github.com/strata-events/strata/internal/relay"
@@ -83,53 +81,11 @@ type projectorBench struct {
 // event takes from its append to its read model beside the time it takes to
 // reach Kafka, and the peak memory of a `projector run` process.
 func benchProjector(ctx context.Context, url string, cfg benchConfig, t *table, log io.Writer) error {
-	s, err := openBenchStore(ctx, url, "bench_projector", 16)
+	b, rl, stop, err := startProjectorBench(ctx, url, "bench_projector", "prj", cfg, log)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	reg := registry.New(postgres.NewRegistryStore(s), registry.Options{})
-	files, err := registry.ReadSchemaDir("schemas")
-	if err != nil {
-		return err
-	}
-	if _, err := reg.Apply(ctx, registry.WithSystemSchemas(files), false); err != nil {
-		return err
-	}
-	// The shipping address is personal data: the bench's master key
-	// encrypts it, and the projector decrypts it.
-	keyDir, err := os.MkdirTemp("", "strata-bench-keys-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(keyDir)
-	keyFile := filepath.Join(keyDir, "master.key")
-	if err := personal.WriteMasterKeyFile(keyFile); err != nil {
-		return err
-	}
-	cipher, err := postgres.OpenKeys(s, keyFile, personal.Options{})
-	if err != nil {
-		return err
-	}
-	catalog := registry.NewCatalog(reg, registry.CatalogOptions{Personal: cipher})
-	defer catalog.Close()
-	if err := catalog.Refresh(ctx); err != nil {
-		return err
-	}
-	broker, err := harness.StartKafka(harness.KafkaOptions{})
-	if err != nil {
-		return err
-	}
-	defer broker.Stop()
-
-	b := &projectorBench{url: url, cfg: cfg, log: log, store: s, catalog: catalog, relayReg: prometheusRegistry(), keyFile: keyFile,
-		kafka: kafka.Config{Brokers: broker.Brokers(), TopicPrefix: harness.UniqueName("prj") + ".", Partitions: 12, StoreName: harness.UniqueName("prj")}}
-	b.relay = relay.New(s, catalog, benchLeases{s}, func() (relay.Publisher, error) {
-		return kafka.NewPublisher(b.kafka, kafka.PublisherOptions{})
-	}, relay.Options{Metrics: b.relayReg})
-	rl := background(ctx, b.relay.Run)
-	defer rl.stop()
-
+	defer stop()
 	if err := b.fill(ctx, rl); err != nil {
 		return err
 	}
@@ -145,22 +101,42 @@ func benchProjector(ctx context.Context, url string, cfg benchConfig, t *table, 
 // fill stores projectorEvents events, an order per append from 16
 // goroutines, and waits for the relay to publish them.
 func (b *projectorBench) fill(ctx context.Context, rl *running) error {
-	fmt.Fprintf(b.log, "  storing and publishing %s Order events ...\n", thousands(projectorEvents))
+	return b.fillOrders(ctx, rl, projectorEvents, 1)
+}
+
+// fillOrders stores n events, perAppend orders an append (a multi-stream
+// append for more than one) from 16 goroutines, and waits for the relay
+// to publish them.
+func (b *projectorBench) fillOrders(ctx context.Context, rl *running, n, perAppend int) error {
+	fmt.Fprintf(b.log, "  storing and publishing %s Order events ...\n", thousands(float64(n)))
 	const workers = 16
+	first := int(b.appended.Load()) / eventsPerOrder // orders stored before
+	appends := n / eventsPerOrder / perAppend
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for range workers {
 		g.Go(func() error {
-			for i := int(next.Add(1)) - 1; i < projectorEvents/eventsPerOrder; i = int(next.Add(1)) - 1 {
-				id := fillOrderID(i)
-				events, err := orderEvents(gctx, b.catalog, id, fmt.Sprintf("c-%d", i%2000))
+			for i := int(next.Add(1)) - 1; i < appends; i = int(next.Add(1)) - 1 {
+				batch := make([]eventstore.StreamAppend, perAppend)
+				for k := range batch {
+					o := first + i*perAppend + k
+					id := fillOrderID(o)
+					events, err := orderEvents(gctx, b.catalog, id, fmt.Sprintf("c-%d", o%2000))
+					if err != nil {
+						return err
+					}
+					batch[k] = eventstore.StreamAppend{Stream: orderStream(id), Expected: eventstore.NoStream, Events: events}
+				}
+				var err error
+				if perAppend == 1 {
+					_, err = b.store.Append(gctx, batch[0].Stream, batch[0].Expected, batch[0].Events)
+				} else {
+					_, err = b.store.AppendMulti(gctx, batch, nil)
+				}
 				if err != nil {
 					return err
 				}
-				if _, err := b.store.Append(gctx, orderStream(id), eventstore.NoStream, events); err != nil {
-					return err
-				}
-				b.appended.Add(int64(len(events)))
+				b.appended.Add(int64(perAppend * eventsPerOrder))
 				b.relay.Notify()
 			}
 			return nil
@@ -262,6 +238,14 @@ type runnerStats struct {
 // runnerRound runs one runner of order_summary in a fresh read-model
 // schema and consumer group until it has applied the fill.
 func (b *projectorBench) runnerRound(ctx context.Context) (runnerStats, error) {
+	return b.applyRound(ctx, projectorEvents, nil)
+}
+
+// applyRound runs one runner of order_summary in a fresh read-model schema
+// and consumer group until it has applied n events, which must be all
+// there are, checks the read model, and then calls then, if set, with the
+// runner (stopped) and the schema before dropping it.
+func (b *projectorBench) applyRound(ctx context.Context, n int64, then func(rn *runner.Runner, schema string) error) (runnerStats, error) {
 	var st runnerStats
 	schema := harness.UniqueName("bench_prj_rm_")
 	db, err := readModelPool(ctx, b.url, schema, nil)
@@ -292,7 +276,7 @@ func (b *projectorBench) runnerRound(ctx context.Context) (runnerStats, error) {
 	if err != nil {
 		return st, err
 	}
-	if err := waitApplied(ctx, run, metrics, projectorEvents); err != nil {
+	if err := waitApplied(ctx, run, metrics, n); err != nil {
 		return st, err
 	}
 	elapsed := time.Since(first)
@@ -308,8 +292,11 @@ func (b *projectorBench) runnerRound(ctx context.Context) (runnerStats, error) {
 	if err != nil {
 		return st, err
 	}
-	st.rate, st.perTx, st.inTx = (projectorEvents-firstApplied)/elapsed.Seconds(), projectorEvents/batches, inTx/(elapsed+st.startup).Seconds()
-	return st, checkSummary(ctx, b.store, schema, projectorEvents/eventsPerOrder)
+	st.rate, st.perTx, st.inTx = (float64(n)-firstApplied)/elapsed.Seconds(), float64(n)/batches, inTx/(elapsed+st.startup).Seconds()
+	if err := checkSummary(ctx, b.store, schema, int(n/eventsPerOrder)); err != nil || then == nil {
+		return st, err
+	}
+	return st, then(rn, schema)
 }
 
 // warnings logs the runner's warnings to the benchmark's log.
@@ -604,37 +591,37 @@ func (b *projectorBench) pacedOrders(ctx context.Context, tag string, rate, work
 // same database and broker with a fresh read model and group, lets it apply
 // everything stored so far and then a steady 1,000 events/s for one round,
 // and reads its peak resident memory.
-func (b *projectorBench) workerRSS(ctx context.Context, t *table, rl *running) error {
-	const name = "projector worker peak RSS, order_summary"
-	fmt.Fprintf(b.log, "  %s ...\n", name)
-	dir, err := os.MkdirTemp("", "strata-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "projector")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/projector").CombinedOutput(); err != nil {
-		return fmt.Errorf("build the projector: %v\n%s", err, out)
-	}
-	if out, err := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput(); err != nil {
-		fmt.Fprintf(b.log, "  `projector run --help` failed (%v); not measured:\n%s", err, out)
-		t.add(row{name: name, ours: "not measured: this build has no `projector run`", target: "<= 150 MB", verdict: "NOT RUN"})
-		return nil
-	}
-	projections := filepath.Join(dir, "projections")
-	if err := os.Mkdir(projections, 0o755); err != nil {
-		return err
-	}
-	schema := harness.UniqueName("bench_prj_rss_")
-	defer dropSchema(ctx, b.store, schema)
+// projectorCmd is `projector run --projections order_summary` of bin on
+// the bench's store and broker, with its read model in schema and its
+// consumer groups named from groupPrefix.
+func (b *projectorBench) projectorCmd(bin, projections, schema, groupPrefix string) *exec.Cmd {
 	cmd := exec.Command(bin, "run", "--projections", "order_summary")
 	cmd.Env = append(os.Environ(),
 		"STRATA_DATABASE_URL="+b.url, "STRATA_DATABASE_SCHEMA="+b.store.Schema(), "STRATA_MASTER_KEY_FILE="+b.keyFile,
 		"STRATA_READMODEL_DATABASE_URL="+b.url, "STRATA_READMODEL_SCHEMA="+schema,
 		"STRATA_KAFKA_BROKERS="+b.kafka.Brokers[0], "STRATA_TOPIC_PREFIX="+b.kafka.TopicPrefix,
-		"STRATA_GROUP_PREFIX="+harness.UniqueName("bench.")+".", "STRATA_HTTP_ADDR=127.0.0.1:0",
+		"STRATA_GROUP_PREFIX="+groupPrefix, "STRATA_HTTP_ADDR=127.0.0.1:0",
 		"STRATA_PROJECTIONS_DIR="+projections, "STRATA_LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, b.log
+	return cmd
+}
+
+func (b *projectorBench) workerRSS(ctx context.Context, t *table, rl *running) error {
+	const name = "projector worker peak RSS, order_summary"
+	fmt.Fprintf(b.log, "  %s ...\n", name)
+	bin, projections, cleanup, err := buildProjector(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if out, err := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput(); err != nil {
+		fmt.Fprintf(b.log, "  `projector run --help` failed (%v); not measured:\n%s", err, out)
+		t.add(row{name: name, ours: "not measured: this build has no `projector run`", target: "<= 150 MB", verdict: "NOT RUN"})
+		return nil
+	}
+	schema := harness.UniqueName("bench_prj_rss_")
+	defer dropSchema(ctx, b.store, schema)
+	cmd := b.projectorCmd(bin, projections, schema, harness.UniqueName("bench.")+".")
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
