@@ -221,8 +221,8 @@ func (b *projectorBench) throughput(ctx context.Context, t *table) error {
 		ours:    fmt.Sprintf("%s (%.0f events a transaction)", perSecond(median(ours)), median(perTx)),
 		base:    fmt.Sprintf("%s (raw upserts, %s events a transaction)", perSecond(median(base)), thousands(rawBatch)),
 		ratio:   fmt.Sprintf("%.2f", ratio),
-		target:  ">= 0.50 and >= 20,000/s",
-		verdict: verdict(ratio >= 0.5 && median(ours) >= 20_000),
+		target:  ">= 0.60 and >= 20,000/s",
+		verdict: verdict(ratio >= 0.6 && median(ours) >= 20_000),
 	})
 	return nil
 }
