@@ -460,7 +460,7 @@ func (p *Publisher) Publish(ctx context.Context, events []Event, cp Checkpoint, 
 	}
 	bytes := 0
 	for _, e := range events {
-		bytes += RecordBytes(e.RecordedEvent)
+		bytes += relay.EventBytes(e.RecordedEvent)
 	}
 	built := NewRecords(len(events), bytes)
 	records := make([]*kgo.Record, 0, len(events))

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-events/strata/internal/eventstore"
+	"github.com/strata-events/strata/internal/relay"
 )
 
 // Header names: CloudEvents' Kafka binary mode, its extensions, and
@@ -42,7 +43,7 @@ const (
 // among partitions, the value in Confluent wire format with the registry's
 // schemaID, and CloudEvents headers.
 func (c Config) Record(e eventstore.RecordedEvent, schemaID int, partitions int) *kgo.Record {
-	b := NewRecords(1, RecordBytes(e))
+	b := NewRecords(1, relay.EventBytes(e))
 	return b.Add(c.Topic(e.StreamID.Category()), e, c.StoreName, schemaID, partitions)
 }
 
@@ -57,7 +58,7 @@ type Records struct {
 }
 
 // NewRecords returns a Records with room for n events of about bytes in
-// all (RecordBytes); more only costs more allocations.
+// all (relay.EventBytes); more only costs more allocations.
 func NewRecords(n, bytes int) *Records {
 	return &Records{buf: make([]byte, 0, bytes), headers: make([]kgo.RecordHeader, 0, n*recordHeaders),
 		records: make([]kgo.Record, 0, n)}
@@ -66,13 +67,6 @@ func NewRecords(n, bytes int) *Records {
 // recordHeaders is the number of headers a record of an event with every
 // metadata field has.
 const recordHeaders = 17
-
-// RecordBytes is about the room an event's record takes in Records.
-func RecordBytes(e eventstore.RecordedEvent) int {
-	m := e.Metadata
-	return 128 + len(e.Data) + 2*len(e.StreamID.String()) + len(e.Type) + len(m.CorrelationID) + len(m.CausationID) +
-		len(m.UserID) + len(m.TenantID) + len(m.DataSubject) + len(m.TraceParent) + len(m.TraceState) + 64*len(m.Custom)
-}
 
 // Add makes the record of e for topic, published by the store source.
 // The record stays valid after later calls.

@@ -504,7 +504,8 @@ func (r *Relay) learnSize(pageAvg int) {
 func EventBytes(e eventstore.RecordedEvent) int {
 	m := e.Metadata
 	n := 256 + len(e.Data) + 2*len(e.StreamID.String()) + len(e.Type) +
-		len(m.CorrelationID) + len(m.CausationID) + len(m.UserID) + len(m.TenantID) + len(m.DataSubject)
+		len(m.CorrelationID) + len(m.CausationID) + len(m.UserID) + len(m.TenantID) + len(m.DataSubject) +
+		len(m.TraceParent) + len(m.TraceState)
 	for k, v := range m.Custom {
 		n += len(k) + len(v) + 6
 	}
