@@ -334,8 +334,9 @@ func (a *applier) consume(ctx context.Context, c Consumer, done func() bool) err
 			return next.err
 		}
 		if !next.failed && more(next.batches) && time.Since(released) < releaseEvery {
-			ahead = make(chan polled, 1)
-			go func() { ahead <- a.poll(ctx, c) }()
+			ch := make(chan polled, 1)
+			go func() { ch <- a.poll(ctx, c) }()
+			ahead = ch
 		}
 		err := a.applyAll(ctx, next)
 		if ahead == nil {
@@ -379,22 +380,20 @@ func (a *applier) poll(ctx context.Context, c Consumer) polled {
 		return polled{err: err}
 	}
 	p := polled{batches: batches, dec: make([][]decoded, len(batches))}
-	failed := false
 	for i, b := range batches {
 		p.dec[i] = make([]decoded, len(b.Records))
 		for j, rec := range b.Records {
-			if failed || rec.Control {
+			if p.failed || rec.Control {
 				continue
 			}
 			e, err := a.decode(ctx, rec)
 			if err != nil {
-				failed = true
+				p.failed = true
 				continue
 			}
 			p.dec[i][j] = decoded{ok: true, event: e}
 		}
 	}
-	p.failed = failed
 	return p
 }
 
