@@ -6,13 +6,11 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-events/strata/internal/eventstore"
 	"github.com/strata-events/strata/internal/harness"
@@ -102,7 +100,7 @@ func benchRelay(ctx context.Context, url string, cfg benchConfig, t *table, log 
 	// Catch-up: a relay starting from an empty checkpoint on a store
 	// holding a backlog, as after an outage, beside the time the bare
 	// producer's median rate would take for it.
-	if err := fillBacklog(ctx, s, relayBacklog, log); err != nil {
+	if _, err := fillLarge(ctx, s, relayBacklog, log); err != nil {
 		return err
 	}
 	total := len(all) + relayBacklog
@@ -118,44 +116,6 @@ func benchRelay(ctx context.Context, url string, cfg benchConfig, t *table, log 
 		base:  fmt.Sprintf("%.1f s (%s, bare transactional producer)", float64(total)/bare, perSecond(bare)),
 		ratio: fmt.Sprintf("%.2f", rate/bare), target: "(for reference)"})
 	return nil
-}
-
-// fillBacklog appends n more events to the store in transactions of 1,000
-// (10 streams of 100), with SQL on the server and four connections: the
-// point is the backlog, not how it was stored. Transactions of the size of
-// appends keep the store's slices as appends make them.
-func fillBacklog(ctx context.Context, s *postgres.Store, n int, log io.Writer) error {
-	const perStream, perTx, workers = 100, 10, 4
-	txs := n / (perStream * perTx)
-	start := time.Now()
-	var done atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for w := 0; w < workers; w++ {
-		g.Go(func() error {
-			for tx := w; tx < txs; tx += workers {
-				lo := tx*perTx + 1
-				_, err := s.Pool().Exec(gctx, `
-					INSERT INTO events (event_id, stream_id, category, version, type, schema_fp, data, correlation_id, causation_id)
-					SELECT gen_random_uuid(), 'Bench-backlog' || i, 'Bench', v, $4, $5, $6, $7, $8
-					FROM generate_series($1::int, $2::int) i, generate_series(1, $3::int) v ORDER BY i, v`,
-					lo, lo+perTx-1, perStream, benchEvent.Type, int64(benchEvent.Schema), benchEvent.Data,
-					benchEvent.Metadata.CorrelationID, benchEvent.Metadata.CausationID)
-				if err != nil {
-					return fmt.Errorf("fill the backlog: %w", err)
-				}
-				if d := done.Add(perStream * perTx); d%500_000 == 0 {
-					fmt.Fprintf(log, "\r  storing a backlog: %s of %s events", thousands(float64(d)), thousands(float64(n)))
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	fmt.Fprintf(log, "\n  stored in %s\n", time.Since(start).Round(time.Second))
-	_, err := s.Pool().Exec(ctx, "VACUUM ANALYZE events")
-	return err
 }
 
 // naiveRelayRound reads the events table by position, a page at a time,
