@@ -23,11 +23,23 @@ func TestInitReadsPastAnAbortedTransactionAtTheEnd(t *testing.T) {
 	if err := p.Publish(ctx, events("Order-a", 1, 2), Checkpoint{Cursor: "committed"}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Three transactions refused before their commit. A Publish that
+	// fails before it gets there (kfake has answered one
+	// OUT_OF_ORDER_SEQUENCE_NUMBER under load) is followed by Init, as the
+	// relay does, and made again.
 	refuse := errors.New("the lease is lost")
-	for i := range 3 {
+	for i, failures := 0, 0; i < 3; {
 		err := p.Publish(ctx, events("Order-a", 3+i, 2), Checkpoint{Cursor: "aborted"}, func(context.Context) error { return refuse })
-		if !errors.Is(err, refuse) {
+		if errors.Is(err, refuse) {
+			i++
+			continue
+		}
+		if failures++; err == nil || failures > 3 {
 			t.Fatalf("Publish with a failing beforeCommit = %v, want it refused", err)
+		}
+		t.Logf("publish %d failed before its commit: %v; Init again, as the relay does", i, err)
+		if cp, err := p.Init(ctx); err != nil || cp.Cursor != "committed" {
+			t.Fatalf("Init after a failed Publish = %+v, %v; want the committed checkpoint", cp, err)
 		}
 	}
 	p.Close()
